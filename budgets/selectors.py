@@ -1,0 +1,428 @@
+"""Reads and rollups of the budget ledger.
+
+Every sum is computed in SQL with conditional aggregation, one query per grouping. A stage
+total carries how many projects it covers and how many have a figure, so a total over
+figures that are not all entered is shown as incomplete, never as if the missing were 0.
+Only the stages passed in (the published ones, for the public) are ever aggregated.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
+from django.http import Http404
+
+from budgets.models import Allocation, Fund, PrintedTotal, Project, StageFigure
+from wards.models import FiscalYear, Stage, Ward
+
+
+class TotalState(enum.StrEnum):
+    UNPUBLISHED = "unpublished"  # the stage is not visible to this reader
+    NO_PROJECTS = "no_projects"  # nothing to total
+    NOT_ENTERED = "not_entered"  # no project has a figure yet
+    INCOMPLETE = "incomplete"  # some projects have a figure, some not
+    NO_BUDGET = "no_budget"  # every project is ― (no budget)
+    COMPLETE = "complete"
+
+
+@dataclass(frozen=True)
+class StageTotal:
+    """The total of a group of projects at one stage, in yen, with its completeness."""
+
+    stage: Stage
+    amount: int | None = None
+    projects: int = 0
+    entered: int = 0
+    no_budget: int = 0
+    visible: bool = True
+
+    @property
+    def state(self) -> TotalState:
+        if not self.visible:
+            return TotalState.UNPUBLISHED
+        if self.projects == 0:
+            return TotalState.NO_PROJECTS
+        if self.entered == 0:
+            return TotalState.NOT_ENTERED
+        if self.entered < self.projects:
+            return TotalState.INCOMPLETE
+        if self.no_budget == self.entered:
+            return TotalState.NO_BUDGET
+        return TotalState.COMPLETE
+
+    @property
+    def missing(self) -> int:
+        return self.projects - self.entered
+
+    @property
+    def is_final(self) -> bool:
+        """True when the total is a real figure: every project entered (― counts as 0)."""
+        return self.state in (TotalState.COMPLETE, TotalState.NO_BUDGET)
+
+    @property
+    def value(self) -> int | None:
+        """The total in yen when final, else None."""
+        if not self.is_final:
+            return None
+        return self.amount or 0
+
+
+def _change(current: StageTotal, previous: StageTotal | None) -> int | None:
+    if previous is None or not (current.is_final and previous.is_final):
+        return None
+    return current.value - previous.value
+
+
+@dataclass(frozen=True)
+class FundRollup:
+    """One fund's four stage totals for a ward, the pool, a pillar or the whole city."""
+
+    fund: Fund
+    stages: dict[Stage, StageTotal]
+    allocation: int | None = None
+    printed: dict[Stage, int] = field(default_factory=dict)
+
+    def total(self, stage: Stage) -> StageTotal:
+        return self.stages[stage]
+
+    def remaining(self, stage: Stage) -> int | None:
+        """Allocation less the stage total (残額), when both are known."""
+        total = self.stages[stage]
+        if self.allocation is None or not total.is_final:
+            return None
+        return self.allocation - total.value
+
+    def change(self, stage: Stage) -> int | None:
+        """補正額: the change from the previous stage, when both totals are final."""
+        previous = stage.previous
+        return _change(self.stages[stage], self.stages[previous] if previous else None)
+
+    @property
+    def unspent(self) -> int | None:
+        """不用額 = 2月補正後 − 決算額."""
+        feb, settled = self.stages[Stage.FEBRUARY], self.stages[Stage.SETTLEMENT]
+        if not (feb.is_final and settled.is_final):
+            return None
+        return feb.value - settled.value
+
+    @property
+    def execution_rate(self) -> Decimal | None:
+        """執行率 = 決算額 ÷ 2月補正後, as a percentage with one decimal."""
+        return execution_rate(self.stages[Stage.FEBRUARY], self.stages[Stage.SETTLEMENT])
+
+    def printed_matches(self, stage: Stage) -> bool | None:
+        """Whether the entered total equals the total printed in the source document."""
+        if stage not in self.printed or not self.stages[stage].is_final:
+            return None
+        return self.printed[stage] == self.stages[stage].value
+
+    @property
+    def is_empty(self) -> bool:
+        return all(t.projects == 0 for t in self.stages.values()) and self.allocation is None
+
+
+def execution_rate(february: StageTotal, settlement: StageTotal) -> Decimal | None:
+    if not (february.is_final and settlement.is_final) or not february.value:
+        return None
+    rate = Decimal(settlement.value * 100) / Decimal(february.value)
+    return rate.quantize(Decimal("0.1"))
+
+
+# --- SQL aggregation -------------------------------------------------------------------------
+
+
+def _stage_aggregates(stages: Iterable[Stage]) -> dict:
+    """Conditional aggregates over a Project queryset joined to its figures."""
+    aggregates = {"n_projects": Count("id", distinct=True)}
+    for stage in stages:
+        at_stage = Q(figures__stage=stage)
+        aggregates[f"sum_{stage}"] = Sum("figures__amount", filter=at_stage)
+        aggregates[f"entered_{stage}"] = Count("figures", filter=at_stage)
+        aggregates[f"blank_{stage}"] = Count(
+            "figures", filter=at_stage & Q(figures__amount__isnull=True)
+        )
+    return aggregates
+
+
+def _stage_totals(row: dict | None, visible: Sequence[Stage]) -> dict[Stage, StageTotal]:
+    totals = {}
+    for stage in Stage:
+        if stage not in visible:
+            totals[stage] = StageTotal(stage=stage, visible=False)
+        elif row is None:
+            totals[stage] = StageTotal(stage=stage)
+        else:
+            totals[stage] = StageTotal(
+                stage=stage,
+                amount=row[f"sum_{stage}"],
+                projects=row["n_projects"],
+                entered=row[f"entered_{stage}"],
+                no_budget=row[f"blank_{stage}"],
+            )
+    return totals
+
+
+def _grouped_totals(
+    projects: QuerySet[Project], group_by: Sequence[str], visible: Sequence[Stage]
+) -> dict[tuple, dict]:
+    rows = projects.order_by().values(*group_by).annotate(**_stage_aggregates(visible))
+    return {tuple(row[g] for g in group_by): row for row in rows}
+
+
+def _allocations(fiscal_year: FiscalYear) -> dict[tuple[int | None, int], int]:
+    rows = Allocation.objects.filter(fiscal_year=fiscal_year).values_list(
+        "ward_id", "fund_id", "amount"
+    )
+    return {(ward_id, fund_id): amount for ward_id, fund_id, amount in rows}
+
+
+def _printed_totals(
+    fiscal_year: FiscalYear, visible: Sequence[Stage], ward: Ward | None = None
+) -> dict[tuple[int, int], dict[Stage, int]]:
+    rows = PrintedTotal.objects.filter(fiscal_year=fiscal_year, stage__in=list(visible))
+    if ward is not None:
+        rows = rows.filter(ward=ward)
+    printed: dict[tuple[int, int], dict[Stage, int]] = {}
+    values = rows.values_list("ward_id", "fund_id", "stage", "amount")
+    for ward_id, fund_id, stage, amount in values:
+        printed.setdefault((ward_id, fund_id), {})[Stage(stage)] = amount
+    return printed
+
+
+def fund_list() -> list[Fund]:
+    return list(Fund.objects.order_by("position"))
+
+
+# --- City page -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WardRollup:
+    ward: Ward
+    funds: list[FundRollup]
+
+    @property
+    def has_data(self) -> bool:
+        return any(not f.is_empty for f in self.funds)
+
+
+@dataclass(frozen=True)
+class CityRollup:
+    fiscal_year: FiscalYear
+    stages: list[Stage]
+    funds: list[Fund]
+    wards: list[WardRollup]
+    city: list[FundRollup]
+    # Sum of the wards' and pool's allocations per fund, beside the city's stated allocation.
+    allocated_to_wards: dict[int, int]
+
+
+def city_rollup(*, fiscal_year: FiscalYear, stages: Sequence[Stage] | None = None) -> CityRollup:
+    """Every ward and the pool × fund × visible stage, and the city totals."""
+    visible = list(fiscal_year.published_stages if stages is None else stages)
+    funds = fund_list()
+    wards = list(Ward.objects.order_by("position"))
+    projects = Project.objects.filter(fiscal_year=fiscal_year)
+    by_ward = _grouped_totals(projects, ["ward_id", "fund_id"], visible)
+    by_fund = _grouped_totals(projects, ["fund_id"], visible)
+    allocations = _allocations(fiscal_year)
+    printed = _printed_totals(fiscal_year, visible)
+
+    ward_rollups = [
+        WardRollup(
+            ward=ward,
+            funds=[
+                FundRollup(
+                    fund=fund,
+                    stages=_stage_totals(by_ward.get((ward.id, fund.id)), visible),
+                    allocation=allocations.get((ward.id, fund.id)),
+                    printed=printed.get((ward.id, fund.id), {}),
+                )
+                for fund in funds
+            ],
+        )
+        for ward in wards
+    ]
+    city = [
+        FundRollup(
+            fund=fund,
+            stages=_stage_totals(by_fund.get((fund.id,)), visible),
+            allocation=allocations.get((None, fund.id)),
+        )
+        for fund in funds
+    ]
+    allocated = (
+        Allocation.objects.filter(fiscal_year=fiscal_year, ward__isnull=False)
+        .values("fund_id")
+        .annotate(total=Sum("amount"))
+    )
+    return CityRollup(
+        fiscal_year=fiscal_year,
+        stages=visible,
+        funds=funds,
+        wards=ward_rollups,
+        city=city,
+        allocated_to_wards={row["fund_id"]: row["total"] for row in allocated},
+    )
+
+
+# --- Ward page -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PillarRollup:
+    pillar_id: int | None
+    funds: list[FundRollup]
+
+
+@dataclass(frozen=True)
+class WardLedger:
+    fiscal_year: FiscalYear
+    ward: Ward
+    stages: list[Stage]
+    funds: list[Fund]
+    projects: list[Project]
+    pillar_totals: dict[tuple[int | None, int], FundRollup]
+    fund_totals: list[FundRollup]
+
+
+def project_ledger_rows(
+    *, fiscal_year: FiscalYear, ward: Ward, stages: Sequence[Stage]
+) -> QuerySet[Project]:
+    """A ward-year's projects in printed order, each annotated with its visible figures.
+
+    ``amount_<stage>`` is the figure in yen (None for ―), ``entered_<stage>`` is 1 when a
+    figure exists at that stage (0: not entered).
+    """
+    annotations = {}
+    for stage in stages:
+        at_stage = Q(figures__stage=stage)
+        annotations[f"amount_{stage}"] = Max("figures__amount", filter=at_stage)
+        annotations[f"entered_{stage}"] = Count("figures", filter=at_stage)
+    return (
+        Project.objects.filter(fiscal_year=fiscal_year, ward=ward)
+        .select_related("pillar", "fund")
+        .annotate(**annotations)
+        .order_by("pillar__position", "position", "id")
+    )
+
+
+def ward_ledger(
+    *, fiscal_year: FiscalYear, ward: Ward, stages: Sequence[Stage] | None = None
+) -> WardLedger:
+    visible = list(fiscal_year.published_stages if stages is None else stages)
+    funds = fund_list()
+    projects_qs = Project.objects.filter(fiscal_year=fiscal_year, ward=ward)
+    by_pillar = _grouped_totals(projects_qs, ["pillar_id", "fund_id"], visible)
+    by_fund = _grouped_totals(projects_qs, ["fund_id"], visible)
+    allocations = _allocations(fiscal_year)
+    printed = _printed_totals(fiscal_year, visible, ward=ward)
+    fund_by_id = {fund.id: fund for fund in funds}
+    return WardLedger(
+        fiscal_year=fiscal_year,
+        ward=ward,
+        stages=visible,
+        funds=funds,
+        projects=list(project_ledger_rows(fiscal_year=fiscal_year, ward=ward, stages=visible)),
+        pillar_totals={
+            key: FundRollup(fund=fund_by_id[key[1]], stages=_stage_totals(row, visible))
+            for key, row in by_pillar.items()
+        },
+        fund_totals=[
+            FundRollup(
+                fund=fund,
+                stages=_stage_totals(by_fund.get((fund.id,)), visible),
+                allocation=allocations.get((ward.id, fund.id)),
+                printed=printed.get((ward.id, fund.id), {}),
+            )
+            for fund in funds
+        ],
+    )
+
+
+# --- Project page ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FigureCell:
+    """One project's figure at one stage, in one of its three states (or unpublished)."""
+
+    stage: Stage
+    entered: bool
+    amount: int | None
+    visible: bool = True
+
+    @property
+    def as_total(self) -> StageTotal:
+        return StageTotal(
+            stage=self.stage,
+            amount=self.amount,
+            projects=1,
+            entered=int(self.entered),
+            no_budget=int(self.entered and self.amount is None),
+            visible=self.visible,
+        )
+
+
+@dataclass(frozen=True)
+class ProjectDetail:
+    project: Project
+    cells: list[FigureCell]
+    earlier: list[Project]
+    later: list[Project]
+
+    def change(self, stage: Stage) -> int | None:
+        previous = stage.previous
+        if previous is None:
+            return None
+        return _change(self.cells[stage - 1].as_total, self.cells[previous - 1].as_total)
+
+    @property
+    def execution_rate(self) -> Decimal | None:
+        return execution_rate(
+            self.cells[Stage.FEBRUARY - 1].as_total, self.cells[Stage.SETTLEMENT - 1].as_total
+        )
+
+
+def project_detail(
+    *, fiscal_year: FiscalYear, ward: Ward, pk: int, stages: Sequence[Stage] | None = None
+) -> ProjectDetail:
+    visible = list(fiscal_year.published_stages if stages is None else stages)
+    project = (
+        Project.objects.filter(fiscal_year=fiscal_year, ward=ward, pk=pk)
+        .select_related("pillar", "fund", "ward", "fiscal_year", "previous__fiscal_year")
+        .prefetch_related(
+            Prefetch(
+                "figures",
+                queryset=StageFigure.objects.filter(stage__in=visible),
+                to_attr="visible_figures",
+            ),
+            Prefetch(
+                "successors",
+                queryset=Project.objects.select_related("fiscal_year", "ward").order_by(
+                    "fiscal_year"
+                ),
+            ),
+        )
+        .first()
+    )
+    if project is None:
+        raise Http404("No such project")
+    by_stage = {figure.stage: figure for figure in project.visible_figures}
+    cells = [
+        FigureCell(
+            stage=stage,
+            entered=stage in by_stage,
+            amount=by_stage[stage].amount if stage in by_stage else None,
+            visible=stage in visible,
+        )
+        for stage in Stage
+    ]
+    earlier = [project.previous] if project.previous_id else []
+    return ProjectDetail(
+        project=project, cells=cells, earlier=earlier, later=list(project.successors.all())
+    )
