@@ -17,7 +17,8 @@ from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 from django.http import Http404
 
 from budgets.models import Allocation, Fund, PrintedTotal, Project, StageFigure
-from wards.models import FiscalYear, Stage, Ward
+from wards.models import FiscalYear, Stage, VisionPillar, Ward
+from wards.selectors import pillar_list
 
 
 class TotalState(enum.StrEnum):
@@ -78,6 +79,14 @@ def _change(current: StageTotal, previous: StageTotal | None) -> int | None:
 
 
 @dataclass(frozen=True)
+class PrintedCheck:
+    stage: Stage
+    printed: int
+    total: StageTotal
+    matches: bool | None  # None: the entered figures are not complete
+
+
+@dataclass(frozen=True)
 class FundRollup:
     """One fund's four stage totals for a ward, the pool, a pillar or the whole city."""
 
@@ -104,10 +113,7 @@ class FundRollup:
     @property
     def unspent(self) -> int | None:
         """不用額 = 2月補正後 − 決算額."""
-        feb, settled = self.stages[Stage.FEBRUARY], self.stages[Stage.SETTLEMENT]
-        if not (feb.is_final and settled.is_final):
-            return None
-        return feb.value - settled.value
+        return unspent(self.stages[Stage.FEBRUARY], self.stages[Stage.SETTLEMENT])
 
     @property
     def execution_rate(self) -> Decimal | None:
@@ -121,8 +127,32 @@ class FundRollup:
         return self.printed[stage] == self.stages[stage].value
 
     @property
+    def printed_checks(self) -> list[PrintedCheck]:
+        """Each printed total beside the entered total of the same stage."""
+        return [
+            PrintedCheck(
+                stage=stage,
+                printed=self.printed[stage],
+                total=self.stages[stage],
+                matches=self.printed_matches(stage),
+            )
+            for stage in Stage
+            if stage in self.printed and self.stages[stage].visible
+        ]
+
+    @property
     def is_empty(self) -> bool:
         return all(t.projects == 0 for t in self.stages.values()) and self.allocation is None
+
+
+def _has_incomplete(rollup: FundRollup) -> bool:
+    return any(t.state == TotalState.INCOMPLETE for t in rollup.stages.values())
+
+
+def unspent(february: StageTotal, settlement: StageTotal) -> int | None:
+    if not (february.is_final and settlement.is_final):
+        return None
+    return february.value - settlement.value
 
 
 def execution_rate(february: StageTotal, settlement: StageTotal) -> Decimal | None:
@@ -220,6 +250,10 @@ class CityRollup:
     # Sum of the wards' and pool's allocations per fund, beside the city's stated allocation.
     allocated_to_wards: dict[int, int]
 
+    @property
+    def has_incomplete(self) -> bool:
+        return any(_has_incomplete(rollup) for rollup in self.city)
+
 
 def city_rollup(*, fiscal_year: FiscalYear, stages: Sequence[Stage] | None = None) -> CityRollup:
     """Every ward and the pool × fund × visible stage, and the city totals."""
@@ -285,9 +319,37 @@ class WardLedger:
     ward: Ward
     stages: list[Stage]
     funds: list[Fund]
+    pillars: list[VisionPillar]
     projects: list[Project]
     pillar_totals: dict[tuple[int | None, int], FundRollup]
     fund_totals: list[FundRollup]
+
+    @property
+    def has_pillars(self) -> bool:
+        return bool(self.pillars)
+
+    @property
+    def has_incomplete(self) -> bool:
+        return any(_has_incomplete(rollup) for rollup in self.fund_totals)
+
+
+def project_stage_totals(project: Project, stages: Sequence[Stage]) -> dict[Stage, StageTotal]:
+    """A project row from project_ledger_rows as one-project totals, one per stage."""
+    totals = {}
+    for stage in Stage:
+        if stage not in stages:
+            totals[stage] = StageTotal(stage=stage, visible=False)
+            continue
+        amount = getattr(project, f"amount_{stage}")
+        entered = getattr(project, f"entered_{stage}")
+        totals[stage] = StageTotal(
+            stage=stage,
+            amount=amount,
+            projects=1,
+            entered=entered,
+            no_budget=int(bool(entered) and amount is None),
+        )
+    return totals
 
 
 def project_ledger_rows(
@@ -327,6 +389,7 @@ def ward_ledger(
         ward=ward,
         stages=visible,
         funds=funds,
+        pillars=list(pillar_list(ward=ward, fiscal_year=fiscal_year)),
         projects=list(project_ledger_rows(fiscal_year=fiscal_year, ward=ward, stages=visible)),
         pillar_totals={
             key: FundRollup(fund=fund_by_id[key[1]], stages=_stage_totals(row, visible))
@@ -369,6 +432,15 @@ class FigureCell:
 
 
 @dataclass(frozen=True)
+class ProjectStep:
+    """One step of a project's stage ledger: the figure and the change from the step before."""
+
+    stage: Stage
+    total: StageTotal
+    change: int | None
+
+
+@dataclass(frozen=True)
 class ProjectDetail:
     project: Project
     cells: list[FigureCell]
@@ -380,6 +452,19 @@ class ProjectDetail:
         if previous is None:
             return None
         return _change(self.cells[stage - 1].as_total, self.cells[previous - 1].as_total)
+
+    @property
+    def steps(self) -> list[ProjectStep]:
+        return [
+            ProjectStep(stage=cell.stage, total=cell.as_total, change=self.change(cell.stage))
+            for cell in self.cells
+        ]
+
+    @property
+    def unspent(self) -> int | None:
+        return unspent(
+            self.cells[Stage.FEBRUARY - 1].as_total, self.cells[Stage.SETTLEMENT - 1].as_total
+        )
 
     @property
     def execution_rate(self) -> Decimal | None:

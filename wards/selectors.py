@@ -47,3 +47,7 @@ def pillar_list(*, ward: Ward, fiscal_year: FiscalYear) -> QuerySet[VisionPillar
         .prefetch_related("city_visions__plan")
         .order_by("position")
     )
+
+
+def ward_year_list(*, fiscal_year: FiscalYear) -> QuerySet[WardYear]:
+    return WardYear.objects.filter(fiscal_year=fiscal_year).select_related("ward")

@@ -1,0 +1,276 @@
+"""The ledger tables. Each Table class drives one list on the pages (and its exports).
+
+Rows are plain dicts with a ``kind``: ``section`` rows head a pillar's group, the others
+carry per-stage StageTotals (a project's own figure is a total over one project).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import django_tables2 as tables
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from budgets import formatting
+from budgets.selectors import (
+    CityRollup,
+    FundRollup,
+    StageTotal,
+    WardLedger,
+    execution_rate,
+    project_stage_totals,
+)
+from wards.models import Stage
+
+
+class LedgerTable(tables.Table):
+    """Base: a caption, a row-header column and classes by row kind."""
+
+    row_header = "name"
+
+    def __init__(self, data, *, caption: str, caption_id: str, **kwargs):
+        super().__init__(data, **kwargs)
+        self.caption = caption
+        self.caption_id = caption_id
+
+    class Meta:
+        template_name = "tables/ledger.html"
+        orderable = False
+        attrs = {"class": "ledger"}
+        row_attrs = {"class": lambda record: f"row-{record['kind']}"}
+
+
+class StageColumn(tables.Column):
+    """A stage's figure or total, in its state (未入力, ―, 0, a marked partial sum)."""
+
+    def __init__(self, stage: Stage, **kwargs):
+        self.stage = stage
+        kwargs.setdefault("verbose_name", stage.label)
+        kwargs.setdefault("attrs", {"th": {"class": "num"}, "td": {"class": "num"}})
+        kwargs.setdefault("empty_values", ())
+        kwargs.setdefault("accessor", "kind")
+        super().__init__(**kwargs)
+
+    def render(self, record):
+        if "stages" in record:
+            printed = record.get("printed", {}).get(self.stage)
+            return formatting.total_html(record["stages"][self.stage], printed)
+        if "values" in record:
+            return formatting.sen(record["values"].get(self.stage))
+        return ""
+
+
+def _stage_columns(stages: Sequence[Stage]) -> list[tuple[str, tables.Column]]:
+    return [(f"stage_{stage}", StageColumn(stage)) for stage in stages]
+
+
+class NumberColumn(tables.Column):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("attrs", {"th": {"class": "num"}, "td": {"class": "num"}})
+        kwargs.setdefault("empty_values", ())
+        super().__init__(**kwargs)
+
+
+# --- Ward ledger ------------------------------------------------------------------------------
+
+
+class WardLedgerTable(LedgerTable):
+    number = tables.Column(verbose_name=gettext_lazy("№"), empty_values=(), default="")
+    name = tables.Column(verbose_name=gettext_lazy("事業名"), empty_values=())
+    rate = NumberColumn(verbose_name=gettext_lazy("執行率"), accessor="kind")
+
+    class Meta(LedgerTable.Meta):
+        pass
+
+    def __init__(self, ledger: WardLedger, **kwargs):
+        show_rate = Stage.SETTLEMENT in ledger.stages
+        super().__init__(
+            ward_ledger_rows(ledger),
+            extra_columns=_stage_columns(ledger.stages),
+            exclude=() if show_rate else ("rate",),
+            sequence=("number", "name", "...", "rate") if show_rate else ("number", "name", "..."),
+            **kwargs,
+        )
+
+    def render_name(self, record):
+        if record["kind"] != "project":
+            return record["label"]
+        project = record["project"]
+        url = reverse(
+            "budgets:project",
+            kwargs={"year": project.fiscal_year_id, "ward": record["ward_slug"], "pk": project.pk},
+        )
+        badges = []
+        if project.is_new:
+            badges.append(format_html(' <span class="badge new">{}</span>', _("新規")))
+        if record.get("other_fund"):
+            badges.append(format_html(' <span class="badge fund">{}</span>', project.fund.name_ja))
+        return format_html('<a href="{}">{}</a>{}', url, project.name, *badges or [""])
+
+    def render_number(self, record):
+        return record["project"].number if record["kind"] == "project" else ""
+
+    def render_rate(self, record):
+        return formatting.percent(record.get("rate"))
+
+
+def ward_ledger_rows(ledger: WardLedger) -> list[dict]:
+    """Projects grouped by pillar with per-fund subtotals, then each fund's total,
+    allocation and what is left of it."""
+    rows: list[dict] = []
+    primary_fund = ledger.funds[0].id if ledger.funds else None
+    current_pillar = object()
+    group_funds: list[int] = []
+
+    def close_group(pillar_id):
+        for fund_id in group_funds:
+            rollup = ledger.pillar_totals.get((pillar_id, fund_id))
+            if rollup is None:
+                continue
+            rows.append(
+                {
+                    "kind": "subtotal",
+                    "label": _("小計（%(fund)s）") % {"fund": rollup.fund.name_ja},
+                    "stages": rollup.stages,
+                    "rate": rollup.execution_rate,
+                }
+            )
+
+    for project in ledger.projects:
+        if project.pillar_id != current_pillar:
+            if group_funds:
+                close_group(current_pillar)
+            current_pillar, group_funds = project.pillar_id, []
+            if project.pillar_id is not None or ledger.has_pillars:
+                label = project.pillar.name if project.pillar else _("（方向性の記載なし）")
+                rows.append({"kind": "section", "label": label})
+        if project.fund_id not in group_funds:
+            group_funds.append(project.fund_id)
+        stages = project_stage_totals(project, ledger.stages)
+        rows.append(
+            {
+                "kind": "project",
+                "project": project,
+                "ward_slug": ledger.ward.slug,
+                "other_fund": project.fund_id != primary_fund,
+                "stages": stages,
+                "rate": _rate(stages),
+            }
+        )
+    if group_funds and ledger.has_pillars:
+        close_group(current_pillar)
+
+    for rollup in ledger.fund_totals:
+        if rollup.is_empty:
+            continue
+        rows.append(
+            {
+                "kind": "total",
+                "label": _("%(fund)s 合計") % {"fund": rollup.fund.name_ja},
+                "stages": rollup.stages,
+                "printed": rollup.printed,
+                "rate": rollup.execution_rate,
+            }
+        )
+        if rollup.allocation is not None:
+            rows.extend(_allocation_rows(rollup, ledger.stages))
+    return rows
+
+
+def _rate(stages: dict[Stage, StageTotal]) -> object:
+    return execution_rate(stages[Stage.FEBRUARY], stages[Stage.SETTLEMENT])
+
+
+def _allocation_rows(rollup: FundRollup, stages: Sequence[Stage]) -> list[dict]:
+    return [
+        {
+            "kind": "allocation",
+            "label": _("配分額"),
+            "values": {stage: rollup.allocation for stage in stages},
+        },
+        {
+            "kind": "remaining",
+            "label": _("残額（配分額－合計）"),
+            "values": {stage: rollup.remaining(stage) for stage in stages},
+        },
+    ]
+
+
+# --- City overview ----------------------------------------------------------------------------
+
+
+class CityFundTable(LedgerTable):
+    """Every ward and the pool against its allocation for one fund, and the city total."""
+
+    name = tables.Column(verbose_name=gettext_lazy("区"), empty_values=())
+    allocation = NumberColumn(verbose_name=gettext_lazy("配分額"), accessor="kind")
+    remaining = NumberColumn(verbose_name=gettext_lazy("残額"), accessor="kind")
+    unspent = NumberColumn(verbose_name=gettext_lazy("不用額"), accessor="kind")
+    rate = NumberColumn(verbose_name=gettext_lazy("執行率"), accessor="kind")
+
+    class Meta(LedgerTable.Meta):
+        pass
+
+    def __init__(self, rollup: CityRollup, fund_index: int, **kwargs):
+        stages = rollup.stages
+        settled = Stage.SETTLEMENT in stages
+        exclude = () if settled else ("unspent", "rate")
+        super().__init__(
+            city_fund_rows(rollup, fund_index),
+            extra_columns=_stage_columns(stages),
+            exclude=exclude,
+            sequence=("name", "allocation", "...", "remaining", "unspent", "rate")
+            if settled
+            else ("name", "allocation", "...", "remaining"),
+            **kwargs,
+        )
+        self.latest_stage = stages[-1] if stages else None
+        if self.latest_stage is not None:
+            self.columns["remaining"].column.verbose_name = _("残額（%(stage)s時点）") % {
+                "stage": self.latest_stage.label
+            }
+
+    def render_name(self, record):
+        if record["kind"] == "city":
+            return _("市全体")
+        ward = record["ward"]
+        if not record["has_data"]:
+            return ward.name_ja
+        url = reverse("budgets:ward", kwargs={"year": record["year"], "ward": ward.slug})
+        return format_html('<a href="{}">{}</a>', url, ward.name_ja)
+
+    def render_allocation(self, record):
+        allocation = record["rollup"].allocation
+        return formatting.sen(allocation) if allocation is not None else _("記載なし")
+
+    def render_remaining(self, record):
+        if self.latest_stage is None:
+            return ""
+        return formatting.sen(record["rollup"].remaining(self.latest_stage))
+
+    def render_unspent(self, record):
+        return formatting.sen(record["rollup"].unspent)
+
+    def render_rate(self, record):
+        return formatting.percent(record["rollup"].execution_rate)
+
+
+def city_fund_rows(rollup: CityRollup, fund_index: int) -> list[dict]:
+    rows = [
+        {
+            "kind": "ward",
+            "ward": ward_rollup.ward,
+            "year": rollup.fiscal_year.year,
+            "has_data": ward_rollup.has_data,
+            "rollup": ward_rollup.funds[fund_index],
+            "stages": ward_rollup.funds[fund_index].stages,
+            "printed": ward_rollup.funds[fund_index].printed,
+        }
+        for ward_rollup in rollup.wards
+    ]
+    city = rollup.city[fund_index]
+    rows.append({"kind": "city", "rollup": city, "stages": city.stages})
+    return rows
