@@ -65,9 +65,7 @@ def _total_state_html(total: StageTotal) -> SafeString:
     if state == TotalState.NOT_ENTERED:
         return format_html('<span class="state not-entered">{}</span>', _("未入力"))
     if state == TotalState.NO_BUDGET:
-        return format_html(
-            '<span class="state no-budget" title="{}">―</span>', _("予算措置なし")
-        )
+        return format_html('<span class="state no-budget" title="{}">―</span>', _("予算措置なし"))
     if state == TotalState.INCOMPLETE:
         missing = ngettext("%(n)d件未入力", "%(n)d件未入力", total.missing) % {"n": total.missing}
         return format_html(

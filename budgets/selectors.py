@@ -11,9 +11,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Sum
 from django.http import Http404
 
 from budgets.models import Allocation, Fund, PrintedTotal, Project, StageFigure
@@ -159,7 +159,7 @@ def execution_rate(february: StageTotal, settlement: StageTotal) -> Decimal | No
     if not (february.is_final and settlement.is_final) or not february.value:
         return None
     rate = Decimal(settlement.value * 100) / Decimal(february.value)
-    return rate.quantize(Decimal("0.1"))
+    return rate.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)  # 四捨五入
 
 
 # --- SQL aggregation -------------------------------------------------------------------------
@@ -369,7 +369,7 @@ def project_ledger_rows(
         Project.objects.filter(fiscal_year=fiscal_year, ward=ward)
         .select_related("pillar", "fund")
         .annotate(**annotations)
-        .order_by("pillar__position", "position", "id")
+        .order_by(F("pillar__position").asc(nulls_last=True), "position", "id")
     )
 
 
