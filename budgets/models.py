@@ -1,16 +1,19 @@
 """Funds, allocations, projects and their stage figures. Money is whole yen."""
 
+from concurrency.fields import AutoIncVersionField
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from kumamachi.audit import AuditedModel, audit_history
 from wards.models import FiscalYear, Stage, VisionPillar, Ward
 
 # Far above any ward project (1 trillion yen); stops typos of many extra digits.
 MAX_AMOUNT_YEN = 999_999_999_999
 
 
-class Fund(models.Model):
+class Fund(AuditedModel):
     """A funding category: まちづくり推進経費, or 復興支援自治推進経費 totalled apart."""
 
     code = models.SlugField(_("コード"), max_length=32, unique=True)
@@ -22,6 +25,7 @@ class Fund(models.Model):
         default=True,
         help_text=_("区の合計がこの経費の配分額を超えてはならない場合にオンにします。"),
     )
+    history = audit_history()
 
     class Meta:
         ordering = ["position"]
@@ -32,7 +36,7 @@ class Fund(models.Model):
         return self.name_ja
 
 
-class Allocation(models.Model):
+class Allocation(AuditedModel):
     """The money a ward or the pool receives from a fund in a year.
 
     A row without a ward is the city total of that fund, where the documents state one.
@@ -46,6 +50,7 @@ class Allocation(models.Model):
     )
     fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="allocations")
     amount = models.BigIntegerField(_("配分額（円）"))
+    history = audit_history()
 
     class Meta:
         ordering = ["fiscal_year", "fund__position", "ward__position"]
@@ -76,7 +81,7 @@ class Allocation(models.Model):
         return f"{self.fiscal_year.wareki} {who} {self.fund}"
 
 
-class PrintedTotal(models.Model):
+class PrintedTotal(AuditedModel):
     """A total as printed in the source document, kept to check the entered figures against.
 
     Where a document's per-project figures cannot be read (令和3年度 中央区 after the initial
@@ -90,6 +95,7 @@ class PrintedTotal(models.Model):
     fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="printed_totals")
     stage = models.PositiveSmallIntegerField(_("段階"), choices=Stage.choices)
     amount = models.BigIntegerField(_("資料記載の合計（円）"))
+    history = audit_history()
 
     class Meta:
         verbose_name = _("資料記載の合計")
@@ -118,7 +124,7 @@ class PrintedTotal(models.Model):
         return f"{self.fiscal_year.wareki} {self.ward} {self.fund} {self.get_stage_display()}"
 
 
-class Project(models.Model):
+class Project(AuditedModel):
     """A ward's (or the pool's) community project in one fiscal year."""
 
     ward = models.ForeignKey(Ward, on_delete=models.PROTECT, related_name="projects")
@@ -149,6 +155,8 @@ class Project(models.Model):
         blank=True,
         verbose_name=_("前年度以前の同じ事業"),
     )
+    version = AutoIncVersionField(_("版"))
+    history = audit_history(excluded_fields=["version"])
 
     class Meta:
         ordering = ["fiscal_year", "ward__position", "position", "id"]
@@ -178,7 +186,7 @@ class Project(models.Model):
         return self.name
 
 
-class StageFigure(models.Model):
+class StageFigure(AuditedModel):
     """A project's amount at one stage.
 
     No row: not entered yet (未入力). A row with no amount: no budget (―). Otherwise the
@@ -188,8 +196,12 @@ class StageFigure(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="figures")
     stage = models.PositiveSmallIntegerField(_("段階"), choices=Stage.choices)
     amount = models.BigIntegerField(_("金額（円）"), null=True, blank=True)
-    version = models.PositiveIntegerField(_("版"), default=1)
+    reason = models.TextField(
+        _("補正理由"), blank=True, help_text=_("前の段階から金額が変わった理由。")
+    )
+    version = AutoIncVersionField(_("版"))
     updated_at = models.DateTimeField(_("更新日時"), auto_now=True)
+    history = audit_history(excluded_fields=["version", "updated_at"])
 
     class Meta:
         ordering = ["project", "stage"]
@@ -219,3 +231,34 @@ class StageFigure(models.Model):
     @property
     def is_no_budget(self) -> bool:
         return self.amount is None
+
+
+class Correction(AuditedModel):
+    """A planner's correction of a figure after its stage was published, shown publicly."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="corrections")
+    stage = models.PositiveSmallIntegerField(_("段階"), choices=Stage.choices)
+    old_entered = models.BooleanField(_("訂正前に入力済み"))
+    old_amount = models.BigIntegerField(_("訂正前の金額（円）"), null=True, blank=True)
+    new_amount = models.BigIntegerField(_("訂正後の金額（円）"), null=True, blank=True)
+    reason = models.TextField(_("訂正理由"))
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
+    )
+    corrected_at = models.DateTimeField(_("訂正日時"), auto_now_add=True)
+    history = audit_history()
+
+    class Meta:
+        ordering = ["corrected_at", "id"]
+        verbose_name = _("公表後の訂正")
+        verbose_name_plural = _("公表後の訂正")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reason=""),
+                name="correction_reason_required",
+                violation_error_message=_("訂正理由を入力してください。"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.get_stage_display()}"

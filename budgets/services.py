@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from budgets.models import Allocation, Fund, PrintedTotal, Project, StageFigure
-from kumamachi.services import validated_save
+from kumamachi.services import upsert, validated_save
 from wards.models import FiscalYear, Stage, VisionPillar, Ward
 
 
@@ -34,10 +34,16 @@ FigureValue = int | None | _NotEntered
 def fund_upsert(
     *, code: str, name_ja: str, name_en: str, position: int, capped_by_allocation: bool
 ) -> Fund:
-    fund = Fund.objects.filter(code=code).first() or Fund(code=code)
-    fund.name_ja, fund.name_en = name_ja, name_en
-    fund.position, fund.capped_by_allocation = position, capped_by_allocation
-    return validated_save(fund)
+    return upsert(
+        Fund,
+        lookup={"code": code},
+        values={
+            "name_ja": name_ja,
+            "name_en": name_en,
+            "position": position,
+            "capped_by_allocation": capped_by_allocation,
+        },
+    )
 
 
 @transaction.atomic
@@ -45,35 +51,38 @@ def allocation_set(
     *, fiscal_year: FiscalYear, ward: Ward | None, fund: Fund, amount: int
 ) -> Allocation:
     """Set a ward's (or, with ward=None, the city's) allocation of a fund in a year."""
-    allocation = Allocation.objects.filter(
-        fiscal_year=fiscal_year, ward=ward, fund=fund
-    ).first() or Allocation(fiscal_year=fiscal_year, ward=ward, fund=fund)
-    allocation.amount = amount
-    return validated_save(allocation)
+    return upsert(
+        Allocation,
+        lookup={"fiscal_year": fiscal_year, "ward": ward, "fund": fund},
+        values={"amount": amount},
+    )
 
 
 @transaction.atomic
 def printed_total_set(
     *, fiscal_year: FiscalYear, ward: Ward, fund: Fund, stage: Stage, amount: int
 ) -> PrintedTotal:
-    printed = PrintedTotal.objects.filter(
-        fiscal_year=fiscal_year, ward=ward, fund=fund, stage=stage
-    ).first() or PrintedTotal(fiscal_year=fiscal_year, ward=ward, fund=fund, stage=stage)
-    printed.amount = amount
-    return validated_save(printed)
+    return upsert(
+        PrintedTotal,
+        lookup={"fiscal_year": fiscal_year, "ward": ward, "fund": fund, "stage": stage},
+        values={"amount": amount},
+    )
 
 
-def _project_validate(project: Project) -> None:
+def _project_validate(
+    *,
+    ward: Ward,
+    fiscal_year: FiscalYear,
+    pillar: VisionPillar | None,
+    previous: Project | None,
+) -> None:
+    """Rules that span rows, which the database cannot check on its own."""
     errors = {}
-    pillar: VisionPillar | None = project.pillar
-    if pillar is not None and (
-        pillar.ward_id != project.ward_id or pillar.fiscal_year_id != project.fiscal_year_id
-    ):
+    if pillar is not None and (pillar.ward_id, pillar.fiscal_year_id) != (ward.pk, fiscal_year.pk):
         errors["pillar"] = _("方向性「%(pillar)s」はこの区・年度のものではありません。") % {
             "pillar": pillar.name
         }
-    previous = project.previous
-    if previous is not None and previous.fiscal_year_id >= project.fiscal_year_id:
+    if previous is not None and previous.fiscal_year_id >= fiscal_year.pk:
         errors["previous"] = _("前年度以前の事業には、この事業より前の年度の事業を指定します。")
     if errors:
         raise ValidationError(errors)
@@ -94,13 +103,20 @@ def project_upsert(
     previous: Project | None = None,
 ) -> Project:
     """Create or update the project of that name in the ward-year."""
-    project = Project.objects.filter(ward=ward, fiscal_year=fiscal_year, name=name).first()
-    project = project or Project(ward=ward, fiscal_year=fiscal_year, name=name)
-    project.fund, project.pillar, project.number = fund, pillar, number
-    project.position, project.summary, project.is_new = position, summary, is_new
-    project.previous = previous
-    _project_validate(project)
-    return validated_save(project)
+    _project_validate(ward=ward, fiscal_year=fiscal_year, pillar=pillar, previous=previous)
+    return upsert(
+        Project,
+        lookup={"ward": ward, "fiscal_year": fiscal_year, "name": name},
+        values={
+            "fund": fund,
+            "pillar": pillar,
+            "number": number,
+            "position": position,
+            "summary": summary,
+            "is_new": is_new,
+            "previous": previous,
+        },
+    )
 
 
 @transaction.atomic
@@ -128,6 +144,5 @@ def figures_update(
             continue
         else:
             figure.amount = value
-            figure.version += 1
         result[stage] = validated_save(figure, exclude=["project"])
     return result

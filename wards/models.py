@@ -1,8 +1,11 @@
 """Wards, the shared pool, fiscal years, the city plans and the wards' vision pillars."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+
+from kumamachi.audit import AuditedModel, audit_history
 
 
 class Stage(models.IntegerChoices):
@@ -57,6 +60,13 @@ class Ward(models.Model):
     name_en = models.CharField(_("英語名"), max_length=50)
     kind = models.CharField(_("種別"), max_length=8, choices=Kind.choices, default=Kind.WARD)
     position = models.PositiveSmallIntegerField(_("表示順"), unique=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="member_wards",
+        verbose_name=_("区の職員"),
+        help_text=_("この区（または5区共通）の事業と金額を入力できる職員。"),
+    )
 
     class Meta:
         ordering = ["position"]
@@ -71,7 +81,7 @@ class Ward(models.Model):
         return self.kind == self.Kind.POOL
 
 
-class FiscalYear(models.Model):
+class FiscalYear(AuditedModel):
     """A fiscal year (April to March), stored as its western year: 2021 is 令和3年度.
 
     ``published_stage`` is the last stage the public may see; ``open_stage`` is the stage
@@ -85,6 +95,7 @@ class FiscalYear(models.Model):
     open_stage = models.PositiveSmallIntegerField(
         _("入力受付中の段階"), choices=Stage.choices, null=True, blank=True
     )
+    history = audit_history()
 
     class Meta:
         ordering = ["-year"]
@@ -175,7 +186,7 @@ class CityVision(models.Model):
         return f"{self.plan.name} {self.number}. {self.title}"
 
 
-class WardYear(models.Model):
+class WardYear(AuditedModel):
     """What a ward published for a year: its slogan and where its figures come from."""
 
     ward = models.ForeignKey(Ward, on_delete=models.PROTECT, related_name="ward_years")
@@ -188,6 +199,7 @@ class WardYear(models.Model):
         help_text=_("資料が主な事業だけを載せている場合はオフにします。"),
     )
     note = models.TextField(_("注記"), blank=True)
+    history = audit_history()
 
     class Meta:
         ordering = ["-fiscal_year", "ward__position"]
@@ -205,7 +217,7 @@ class WardYear(models.Model):
         return f"{self.fiscal_year.wareki} {self.ward}"
 
 
-class VisionPillar(models.Model):
+class VisionPillar(AuditedModel):
     """A heading a ward groups its projects under in a year (まちづくりの方向性)."""
 
     ward = models.ForeignKey(Ward, on_delete=models.PROTECT, related_name="pillars")
@@ -216,6 +228,7 @@ class VisionPillar(models.Model):
     city_visions = models.ManyToManyField(
         CityVision, blank=True, related_name="pillars", verbose_name=_("関連する総合計画")
     )
+    history = audit_history()
 
     class Meta:
         ordering = ["fiscal_year", "ward__position", "position"]
@@ -236,3 +249,60 @@ class VisionPillar(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class WardSubmission(AuditedModel):
+    """A ward's staff handed in the open stage for review (提出). Locks their sheet."""
+
+    ward = models.ForeignKey(Ward, on_delete=models.PROTECT, related_name="submissions")
+    fiscal_year = models.ForeignKey(
+        FiscalYear, on_delete=models.PROTECT, related_name="submissions"
+    )
+    stage = models.PositiveSmallIntegerField(_("段階"), choices=Stage.choices)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
+    )
+    submitted_at = models.DateTimeField(_("提出日時"), auto_now_add=True)
+    history = audit_history()
+
+    class Meta:
+        verbose_name = _("区の提出")
+        verbose_name_plural = _("区の提出")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ward", "fiscal_year", "stage"],
+                name="ward_submission_unique",
+                violation_error_message=_("この区のこの段階はすでに提出されています。"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fiscal_year.wareki} {self.ward} {self.get_stage_display()}"
+
+
+class StagePublication(AuditedModel):
+    """When a planner published a stage of a year. Corrections after it are shown publicly."""
+
+    fiscal_year = models.ForeignKey(
+        FiscalYear, on_delete=models.PROTECT, related_name="publications"
+    )
+    stage = models.PositiveSmallIntegerField(_("段階"), choices=Stage.choices)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
+    )
+    published_at = models.DateTimeField(_("公表日時"), auto_now_add=True)
+    history = audit_history()
+
+    class Meta:
+        verbose_name = _("段階の公表")
+        verbose_name_plural = _("段階の公表")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fiscal_year", "stage"],
+                name="stage_publication_unique",
+                violation_error_message=_("この年度のこの段階はすでに公表されています。"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fiscal_year.wareki} {self.get_stage_display()}"

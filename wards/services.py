@@ -4,38 +4,35 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from kumamachi.services import validated_save
+from kumamachi.services import upsert
 from wards.models import CityPlan, CityVision, FiscalYear, Stage, VisionPillar, Ward, WardYear
 
 
 @transaction.atomic
 def ward_upsert(*, slug: str, name_ja: str, name_en: str, kind: str, position: int) -> Ward:
-    ward = Ward.objects.filter(slug=slug).first() or Ward(slug=slug)
-    ward.name_ja, ward.name_en, ward.kind, ward.position = name_ja, name_en, kind, position
-    return validated_save(ward)
+    return upsert(
+        Ward,
+        lookup={"slug": slug},
+        values={"name_ja": name_ja, "name_en": name_en, "kind": kind, "position": position},
+    )
 
 
 @transaction.atomic
 def fiscal_year_upsert(
     *, year: int, published_stage: Stage | None = None, open_stage: Stage | None = None
 ) -> FiscalYear:
-    fiscal_year = FiscalYear.objects.filter(year=year).first() or FiscalYear(year=year)
-    fiscal_year.published_stage = published_stage
-    fiscal_year.open_stage = open_stage
-    return validated_save(fiscal_year)
+    return upsert(
+        FiscalYear,
+        lookup={"year": year},
+        values={"published_stage": published_stage, "open_stage": open_stage},
+    )
 
 
 @transaction.atomic
 def city_plan_upsert(*, ordinal: int, name: str, visions: Iterable[tuple[int, str]]) -> CityPlan:
-    plan = CityPlan.objects.filter(ordinal=ordinal).first() or CityPlan(ordinal=ordinal)
-    plan.name = name
-    validated_save(plan)
+    plan = upsert(CityPlan, lookup={"ordinal": ordinal}, values={"name": name})
     for number, title in visions:
-        vision = CityVision.objects.filter(plan=plan, number=number).first() or CityVision(
-            plan=plan, number=number
-        )
-        vision.title = title
-        validated_save(vision)
+        upsert(CityVision, lookup={"plan": plan, "number": number}, values={"title": title})
     return plan
 
 
@@ -49,14 +46,16 @@ def ward_year_upsert(
     projects_complete: bool = True,
     note: str = "",
 ) -> WardYear:
-    ward_year = WardYear.objects.filter(ward=ward, fiscal_year=fiscal_year).first() or WardYear(
-        ward=ward, fiscal_year=fiscal_year
+    return upsert(
+        WardYear,
+        lookup={"ward": ward, "fiscal_year": fiscal_year},
+        values={
+            "slogan": slogan,
+            "source_document": source_document,
+            "projects_complete": projects_complete,
+            "note": note,
+        },
     )
-    ward_year.slogan = slogan
-    ward_year.source_document = source_document
-    ward_year.projects_complete = projects_complete
-    ward_year.note = note
-    return validated_save(ward_year)
 
 
 @transaction.atomic
@@ -70,11 +69,12 @@ def pillar_upsert(
     city_visions: Iterable[CityVision] = (),
 ) -> VisionPillar:
     """Create or update the pillar of that name in the ward-year."""
-    pillar = VisionPillar.objects.filter(
-        ward=ward, fiscal_year=fiscal_year, name=name
-    ).first() or VisionPillar(ward=ward, fiscal_year=fiscal_year, name=name)
-    pillar.position = position
-    pillar.description = description
-    validated_save(pillar)
-    pillar.city_visions.set(list(city_visions))
+    pillar = upsert(
+        VisionPillar,
+        lookup={"ward": ward, "fiscal_year": fiscal_year, "name": name},
+        values={"position": position, "description": description},
+    )
+    visions = list(city_visions)
+    if set(pillar.city_visions.all()) != set(visions):
+        pillar.city_visions.set(visions)
     return pillar

@@ -1,0 +1,110 @@
+"""The audit trail: who changed what and why, whatever path the write took.
+
+Services wrap their writes in ``audit_context(user=..., reason=...)``. Audited models pick
+the user and reason up on every save and delete, and their querysets write history for
+bulk creates, bulk updates and ``update()`` too, so no write path skips the history.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import models, transaction
+from simple_history.models import HistoricalRecords
+
+_actor: contextvars.ContextVar[tuple[object | None, str]] = contextvars.ContextVar(
+    "audit_actor", default=(None, "")
+)
+
+
+@contextmanager
+def audit_context(*, user, reason: str) -> Iterator[None]:
+    token = _actor.set((user if getattr(user, "is_authenticated", False) else None, reason))
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+def current_user():
+    return _actor.get()[0]
+
+
+def current_reason() -> str:
+    return _actor.get()[1]
+
+
+def _history_user(instance=None, request=None, **kwargs):
+    user = getattr(instance, "_history_user", None) or current_user()
+    if user is None and request is not None and request.user.is_authenticated:
+        user = request.user
+    return user
+
+
+def audit_history(**kwargs) -> HistoricalRecords:
+    """HistoricalRecords that know the acting user outside of a request too."""
+    return HistoricalRecords(get_user=_history_user, **kwargs)
+
+
+class AuditedQuerySet(models.QuerySet):
+    """Bulk writes record history like single saves do."""
+
+    def _history(self, objs, *, update: bool) -> None:
+        self.model.history.bulk_history_create(
+            objs,
+            update=update,
+            default_user=current_user(),
+            default_change_reason=current_reason(),
+        )
+
+    def bulk_create(self, objs, *args, **kwargs):
+        with transaction.atomic(using=self.db):
+            created = super().bulk_create(objs, *args, **kwargs)
+            self._history([obj for obj in created if obj.pk is not None], update=False)
+        return created
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        with transaction.atomic(using=self.db):
+            count = super().bulk_update(objs, fields, *args, **kwargs)
+            self._history(objs, update=True)
+        return count
+
+    def delete(self):
+        # One by one, so each deletion carries the user and reason to history.
+        with transaction.atomic(using=self.db):
+            deleted = 0
+            for obj in self:
+                deleted += obj.delete()[0]
+        return deleted, {}
+
+    def update(self, **kwargs):
+        with transaction.atomic(using=self.db):
+            pks = list(self.values_list("pk", flat=True))
+            count = super().update(**kwargs)
+            self._history(list(self.model._default_manager.filter(pk__in=pks)), update=True)
+        return count
+
+
+class AuditedModel(models.Model):
+    """A model whose every save and delete carries the acting user and reason to history."""
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        self._stamp_audit()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self._stamp_audit()
+        return super().delete(*args, **kwargs)
+
+    def _stamp_audit(self) -> None:
+        if not getattr(self, "_change_reason", None):
+            self._change_reason = current_reason()
+        if getattr(self, "_history_user", None) is None and current_user() is not None:
+            self._history_user = current_user()
