@@ -13,11 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, F, IntegerField, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 
-from budgets.models import Allocation, Fund, PrintedTotal, Project, StageFigure
-from wards.models import FiscalYear, Stage, VisionPillar, Ward
+from budgets.models import Allocation, Correction, Fund, PrintedTotal, Project, StageFigure
+from wards.models import FiscalYear, Stage, VisionPillar, Ward, WardSubmission
 from wards.selectors import pillar_list
 
 
@@ -353,23 +355,38 @@ def project_stage_totals(project: Project, stages: Sequence[Stage]) -> dict[Stag
 
 
 def project_ledger_rows(
-    *, fiscal_year: FiscalYear, ward: Ward, stages: Sequence[Stage]
+    *,
+    fiscal_year: FiscalYear,
+    ward: Ward | None,
+    stages: Sequence[Stage],
+    with_entry: bool = False,
 ) -> QuerySet[Project]:
-    """A ward-year's projects in printed order, each annotated with its visible figures.
+    """A ward-year's projects (every ward's with ward=None) in printed order, each annotated
+    with its figures at the given stages.
 
     ``amount_<stage>`` is the figure in yen (None for ―), ``entered_<stage>`` is 1 when a
-    figure exists at that stage (0: not entered).
+    figure exists at that stage (0: not entered). ``with_entry`` adds ``reason_<stage>``
+    and ``version_<stage>`` (0 when there is no figure), which the staff screens need.
     """
     annotations = {}
     for stage in stages:
         at_stage = Q(figures__stage=stage)
         annotations[f"amount_{stage}"] = Max("figures__amount", filter=at_stage)
         annotations[f"entered_{stage}"] = Count("figures", filter=at_stage)
+        if with_entry:
+            annotations[f"reason_{stage}"] = Max("figures__reason", filter=at_stage)
+            annotations[f"version_{stage}"] = Coalesce(
+                Max("figures__version", filter=at_stage, output_field=IntegerField()),
+                0,
+                output_field=IntegerField(),
+            )
+    projects = Project.objects.filter(fiscal_year=fiscal_year)
+    if ward is not None:
+        projects = projects.filter(ward=ward)
     return (
-        Project.objects.filter(fiscal_year=fiscal_year, ward=ward)
-        .select_related("pillar", "fund")
+        projects.select_related("pillar", "fund", "ward")
         .annotate(**annotations)
-        .order_by(F("pillar__position").asc(nulls_last=True), "position", "id")
+        .order_by("ward__position", F("pillar__position").asc(nulls_last=True), "position", "id")
     )
 
 
@@ -418,6 +435,8 @@ class FigureCell:
     entered: bool
     amount: int | None
     visible: bool = True
+    reason: str = ""
+    version: int = 0  # 0: no figure row
 
     @property
     def as_total(self) -> StageTotal:
@@ -438,6 +457,7 @@ class ProjectStep:
     stage: Stage
     total: StageTotal
     change: int | None
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -446,6 +466,7 @@ class ProjectDetail:
     cells: list[FigureCell]
     earlier: list[Project]
     later: list[Project]
+    corrections: list[Correction]
 
     def change(self, stage: Stage) -> int | None:
         previous = stage.previous
@@ -456,7 +477,12 @@ class ProjectDetail:
     @property
     def steps(self) -> list[ProjectStep]:
         return [
-            ProjectStep(stage=cell.stage, total=cell.as_total, change=self.change(cell.stage))
+            ProjectStep(
+                stage=cell.stage,
+                total=cell.as_total,
+                change=self.change(cell.stage),
+                reason=cell.reason,
+            )
             for cell in self.cells
         ]
 
@@ -487,6 +513,13 @@ def project_detail(
                 to_attr="visible_figures",
             ),
             Prefetch(
+                "corrections",
+                queryset=Correction.objects.filter(stage__in=visible).order_by(
+                    "corrected_at", "id"
+                ),
+                to_attr="visible_corrections",
+            ),
+            Prefetch(
                 "successors",
                 queryset=Project.objects.select_related("fiscal_year", "ward").order_by(
                     "fiscal_year"
@@ -504,10 +537,258 @@ def project_detail(
             entered=stage in by_stage,
             amount=by_stage[stage].amount if stage in by_stage else None,
             visible=stage in visible,
+            reason=by_stage[stage].reason if stage in by_stage else "",
+            version=by_stage[stage].version if stage in by_stage else 0,
         )
         for stage in Stage
     ]
     earlier = [project.previous] if project.previous_id else []
     return ProjectDetail(
-        project=project, cells=cells, earlier=earlier, later=list(project.successors.all())
+        project=project,
+        cells=cells,
+        earlier=earlier,
+        later=list(project.successors.all()),
+        corrections=project.visible_corrections,
     )
+
+
+# --- Staff screens ---------------------------------------------------------------------------
+
+
+def staff_stages(fiscal_year: FiscalYear) -> list[Stage]:
+    """What staff see: every published stage and the one open for entry (drafts included)."""
+    last = max(fiscal_year.published_stage or 0, fiscal_year.open_stage or 0)
+    return Stage.up_to(last or None)
+
+
+@dataclass(frozen=True)
+class EntrySheet:
+    fiscal_year: FiscalYear
+    ward: Ward
+    stage: Stage | None  # the open stage, if any
+    stages: list[Stage]
+    projects: list[Project]
+    ledger: WardLedger
+    submission: WardSubmission | None
+
+    @property
+    def earlier_stages(self) -> list[Stage]:
+        return [s for s in self.stages if s != self.stage]
+
+
+def entry_sheet(*, fiscal_year: FiscalYear, ward: Ward) -> EntrySheet:
+    stage = Stage(fiscal_year.open_stage) if fiscal_year.open_stage else None
+    stages = staff_stages(fiscal_year)
+    ledger = ward_ledger(fiscal_year=fiscal_year, ward=ward, stages=stages)
+    projects = list(
+        project_ledger_rows(fiscal_year=fiscal_year, ward=ward, stages=stages, with_entry=True)
+    )
+    submission = (
+        WardSubmission.objects.filter(ward=ward, fiscal_year=fiscal_year, stage=stage)
+        .select_related("submitted_by")
+        .first()
+        if stage
+        else None
+    )
+    return EntrySheet(
+        fiscal_year=fiscal_year,
+        ward=ward,
+        stage=stage,
+        stages=stages,
+        projects=projects,
+        ledger=ledger,
+        submission=submission,
+    )
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    project: Project
+    previous: StageTotal | None
+    current: StageTotal
+    reason: str
+
+    @property
+    def change(self) -> int | None:
+        return _change(self.current, self.previous)
+
+    @property
+    def changed(self) -> bool:
+        if self.previous is None:
+            return True
+        return (self.current.entered, self.current.amount) != (
+            self.previous.entered,
+            self.previous.amount,
+        )
+
+
+@dataclass(frozen=True)
+class WardReview:
+    ward: Ward
+    submission: WardSubmission | None
+    rows: list[ReviewRow]
+
+    @property
+    def changed_rows(self) -> list[ReviewRow]:
+        return [row for row in self.rows if row.changed]
+
+
+def stage_review(
+    *, fiscal_year: FiscalYear, ward_ids: Iterable[int] | None = None
+) -> list[WardReview]:
+    """Each ward's figures at the open stage beside the previous stage, with reasons."""
+    if fiscal_year.open_stage is None:
+        return []
+    stage = Stage(fiscal_year.open_stage)
+    stages = [s for s in (stage.previous, stage) if s is not None]
+    projects = project_ledger_rows(
+        fiscal_year=fiscal_year, ward=None, stages=stages, with_entry=True
+    )
+    wards = Ward.objects.order_by("position")
+    if ward_ids is not None:
+        wards = wards.filter(pk__in=list(ward_ids))
+        projects = projects.filter(ward__in=list(ward_ids))
+    submissions = {
+        s.ward_id: s
+        for s in WardSubmission.objects.filter(fiscal_year=fiscal_year, stage=stage).select_related(
+            "submitted_by"
+        )
+    }
+    rows_by_ward: dict[int, list[ReviewRow]] = {}
+    for project in projects:
+        totals = project_stage_totals(project, stages)
+        rows_by_ward.setdefault(project.ward_id, []).append(
+            ReviewRow(
+                project=project,
+                previous=totals[stage.previous] if stage.previous else None,
+                current=totals[stage],
+                reason=getattr(project, f"reason_{stage}") or "",
+            )
+        )
+    return [
+        WardReview(ward=ward, submission=submissions.get(ward.pk), rows=rows_by_ward[ward.pk])
+        for ward in wards
+        if ward.pk in rows_by_ward
+    ]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    when: object
+    user: object
+    subject: str
+    action: str
+    changes: list[tuple[str, str, str]]  # (field, old, new)
+    reason: str
+
+
+_ACTIONS = {"+": _("作成"), "~": _("変更"), "-": _("削除")}
+
+
+def _history_entries(records, subject_of) -> list[HistoryEntry]:
+    entries = []
+    previous_by_object: dict[int, object] = {}
+    for record in records:  # oldest first, so each diff is against the record before it
+        previous = previous_by_object.get(record.id)
+        changes = []
+        if previous is not None:
+            delta = record.diff_against(previous)
+            changes = [
+                (record.instance._meta.get_field(c.field), c.old, c.new) for c in delta.changes
+            ]
+        previous_by_object[record.id] = record
+        entries.append(
+            HistoryEntry(
+                when=record.history_date,
+                user=record.history_user,
+                subject=subject_of(record),
+                action=str(_ACTIONS.get(record.history_type, record.history_type)),
+                changes=[
+                    (str(f.verbose_name), _display(o, f), _display(n, f)) for f, o, n in changes
+                ],
+                reason=record.history_change_reason or "",
+            )
+        )
+    return entries
+
+
+def _display(value, field) -> str:
+    from budgets.formatting import sen
+
+    if field.name == "amount":
+        return "―" if value is None else _("%(amount)s千円") % {"amount": sen(value)}
+    if value is None:
+        return ""
+    return str(value)
+
+
+def project_history(*, project: Project) -> list[HistoryEntry]:
+    """Every recorded change of a project and its figures, newest first."""
+    project_records = project.history.select_related("history_user").order_by("history_date")
+    figure_records = (
+        StageFigure.history.filter(project_id=project.pk)
+        .select_related("history_user")
+        .order_by("history_date")
+    )
+    entries = _history_entries(project_records, lambda r: str(_("事業")))
+    entries += _history_entries(
+        figure_records, lambda r: str(Stage(r.stage).label) if r.stage in Stage.values else "?"
+    )
+    return sorted(entries, key=lambda e: e.when, reverse=True)
+
+
+def project_corrections(*, project: Project) -> list[Correction]:
+    return list(project.corrections.order_by("corrected_at", "id"))
+
+
+def staff_project_get(*, pk: int) -> Project:
+    project = Project.objects.select_related("ward", "fiscal_year", "fund", "pillar").filter(pk=pk)
+    found = project.first()
+    if found is None:
+        raise Http404("No such project")
+    return found
+
+
+@dataclass(frozen=True)
+class WardStatus:
+    ward: Ward
+    submission: WardSubmission | None
+
+
+@dataclass(frozen=True)
+class YearStatus:
+    fiscal_year: FiscalYear
+    next_stage: Stage | None  # what a planner may open next, when nothing is open
+    wards: list[WardStatus]
+
+
+def staff_dashboard(*, ward_ids: Iterable[int]) -> list[YearStatus]:
+    """Each year's stages and, for the open one, whether each of the user's wards submitted."""
+    ward_ids = list(ward_ids)
+    wards = list(Ward.objects.filter(pk__in=ward_ids).order_by("position"))
+    years = list(FiscalYear.objects.order_by("-year"))
+    submissions = {
+        (s.fiscal_year_id, s.ward_id, s.stage): s
+        for s in WardSubmission.objects.filter(ward__in=ward_ids).select_related("submitted_by")
+    }
+    statuses = []
+    for year in years:
+        if year.open_stage is None:
+            published = year.published_stage
+            next_stage = Stage.INITIAL if published is None else Stage(published).next
+        else:
+            next_stage = None
+        statuses.append(
+            YearStatus(
+                fiscal_year=year,
+                next_stage=next_stage,
+                wards=[
+                    WardStatus(
+                        ward=ward,
+                        submission=submissions.get((year.year, ward.pk, year.open_stage)),
+                    )
+                    for ward in wards
+                ],
+            )
+        )
+    return statuses

@@ -85,13 +85,22 @@ class WardLedgerTable(LedgerTable):
     class Meta(LedgerTable.Meta):
         pass
 
-    def __init__(self, ledger: WardLedger, **kwargs):
-        show_rate = Stage.SETTLEMENT in ledger.stages
+    def __init__(
+        self,
+        ledger: WardLedger,
+        rows: list[dict] | None = None,
+        exclude: tuple[str, ...] = (),
+        **kwargs,
+    ):
+        if Stage.SETTLEMENT not in ledger.stages:
+            exclude += ("rate",)
+        sequence = [name for name in ("number", "name") if name not in exclude] + ["..."]
+        sequence += [] if "rate" in exclude else ["rate"]
         super().__init__(
-            ward_ledger_rows(ledger),
+            ward_ledger_rows(ledger) if rows is None else rows,
             extra_columns=_stage_columns(ledger.stages),
-            exclude=() if show_rate else ("rate",),
-            sequence=("number", "name", "...", "rate") if show_rate else ("number", "name", "..."),
+            exclude=exclude,
+            sequence=sequence,
             **kwargs,
         )
 
@@ -274,3 +283,51 @@ def city_fund_rows(rollup: CityRollup, fund_index: int) -> list[dict]:
     city = rollup.city[fund_index]
     rows.append({"kind": "city", "rollup": city, "stages": city.stages})
     return rows
+
+
+# --- Staff screens ----------------------------------------------------------------------------
+
+
+class WardTotalsTable(WardLedgerTable):
+    """Only the fund totals, allocation and remaining rows of a ward's ledger."""
+
+    class Meta(WardLedgerTable.Meta):
+        pass
+
+    def __init__(self, ledger: WardLedger, **kwargs):
+        totals = [row for row in ward_ledger_rows(ledger) if row["kind"] in _TOTAL_KINDS]
+        super().__init__(ledger, rows=totals, exclude=("number", "rate"), **kwargs)
+
+
+_TOTAL_KINDS = {"total", "allocation", "remaining"}
+
+
+def entry_sheet_rows(sheet, form) -> list[dict]:
+    """The entry sheet's rows: pillar headings, then each project with its earlier stages
+    read-only and its inputs (bound form fields) for the open stage."""
+    rows: list[dict] = []
+    current_pillar = object()
+    for project in sheet.projects:
+        if project.pillar_id != current_pillar:
+            current_pillar = project.pillar_id
+            label = project.pillar.name if project.pillar else _("（方向性の記載なし）")
+            rows.append({"kind": "section", "label": label})
+        stages = project_stage_totals(project, sheet.stages)
+        row = {
+            "kind": "project",
+            "project": project,
+            "earlier": [stages[stage] for stage in sheet.earlier_stages],
+            "current": stages[sheet.stage] if sheet.stage else None,
+            "reason": getattr(project, f"reason_{sheet.stage}", "") if sheet.stage else "",
+        }
+        if form is not None:
+            row["amount"] = form[f"amount_{project.pk}"]
+            row["reason_field"] = form[f"reason_{project.pk}"]
+            row["version"] = form[f"version_{project.pk}"]
+        rows.append(row)
+    return rows
+
+
+def correction_targets(detail, fiscal_year) -> list:
+    """The published stages of a project a planner may correct, with their current figures."""
+    return [cell for cell in detail.cells if cell.visible and fiscal_year.is_published(cell.stage)]

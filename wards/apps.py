@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -6,3 +7,10 @@ class WardsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "wards"
     verbose_name = _("区と年度")
+
+    def ready(self) -> None:
+        import kumamachi.security  # noqa: F401 - connects the login signal receivers
+        from wards.roles import groups_ensure
+
+        # Permissions exist only after migrate, so the groups are made then.
+        post_migrate.connect(groups_ensure, sender=self, dispatch_uid="wards_groups_ensure")

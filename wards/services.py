@@ -4,7 +4,8 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from kumamachi.services import upsert
+from kumamachi.audit import audit_context
+from kumamachi.services import scoped_save, upsert
 from wards.models import CityPlan, CityVision, FiscalYear, Stage, VisionPillar, Ward, WardYear
 
 
@@ -78,3 +79,41 @@ def pillar_upsert(
     if set(pillar.city_visions.all()) != set(visions):
         pillar.city_visions.set(visions)
     return pillar
+
+
+@transaction.atomic
+def pillar_save(*, user, pillar: VisionPillar, reason: str) -> VisionPillar:
+    with audit_context(user=user, reason=reason):
+        return scoped_save(user=user, instance=pillar, ward_id=pillar.ward_id)
+
+
+@transaction.atomic
+def ward_year_save(*, user, ward_year: WardYear, reason: str) -> WardYear:
+    with audit_context(user=user, reason=reason):
+        return scoped_save(user=user, instance=ward_year, ward_id=ward_year.ward_id)
+
+
+@transaction.atomic
+def fiscal_year_save(*, user, fiscal_year: FiscalYear, reason: str) -> FiscalYear:
+    """Planners create years and edit them; stages move only through the workflow services."""
+    with audit_context(user=user, reason=reason):
+        return scoped_save(user=user, instance=fiscal_year, ward_id=None, planner_only=True)
+
+
+@transaction.atomic
+def master_save(*, user, instance, reason: str):
+    """Planner-only master data: city plans and visions."""
+    with audit_context(user=user, reason=reason):
+        return scoped_save(user=user, instance=instance, ward_id=None, planner_only=True)
+
+
+@transaction.atomic
+def master_delete(*, user, instance, ward_id: int | None, reason: str) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    from wards.roles import user_is_planner, user_ward_ids
+
+    if not (user_is_planner(user) or (ward_id is not None and ward_id in user_ward_ids(user))):
+        raise PermissionDenied("not allowed to delete this row")
+    with audit_context(user=user, reason=reason):
+        instance.delete()

@@ -1,0 +1,178 @@
+"""Forms of the staff screens, and how typed amounts are read.
+
+Amounts are typed in thousand yen as the documents print them; yen precision is allowed as
+up to three decimals (1,526.843). Full-width digits, commas and points are accepted.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from budgets.formatting import sen
+from budgets.models import MAX_AMOUNT_YEN
+from budgets.services import NOT_ENTERED, FigureValue
+from wards.models import Stage
+
+# Dashes people type for "no budget" (―), after NFKC normalisation.
+NO_BUDGET_MARKS = frozenset({"―", "-", "—", "–", "‐", "ー", "−", "‒", "─"})
+_NUMBER = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?$")
+MAX_INPUT_LENGTH = 40
+
+
+def parse_thousand_yen(text: str | None) -> FigureValue:
+    """Read a typed amount in thousand yen: whole yen, None for ―, NOT_ENTERED for blank.
+
+    Raises ValidationError with a Japanese message quoting what was typed.
+    """
+    raw = "" if text is None else str(text)
+    if len(raw) > MAX_INPUT_LENGTH:
+        raise ValidationError(_("入力が長すぎます。金額を千円単位で入力してください。"))
+    value = unicodedata.normalize("NFKC", raw).strip().replace(" ", "")
+    value = value.replace("、", ",").replace("，", ",").replace("．", ".")
+    if value == "":
+        return NOT_ENTERED
+    if value in NO_BUDGET_MARKS:
+        return None
+    quoted = raw.strip()
+    if value[0] in "-−" and _NUMBER.match(value[1:]):
+        raise ValidationError(
+            _("「%(value)s」：マイナスの金額は入力できません。") % {"value": quoted}
+        )
+    match = _NUMBER.match(value)
+    if not match:
+        raise ValidationError(_("「%(value)s」は数値ではありません。") % {"value": quoted})
+    decimals = match.group(1)
+    if decimals is not None and len(decimals) > 3:
+        raise ValidationError(
+            _("「%(value)s」：小数点以下は3桁（1円単位）までです。") % {"value": quoted}
+        )
+    try:
+        yen = int(Decimal(value.replace(",", "")) * 1000)
+    except InvalidOperation as exc:  # pragma: no cover - the pattern above rules this out
+        raise ValidationError(_("「%(value)s」は数値ではありません。") % {"value": quoted}) from exc
+    if yen > MAX_AMOUNT_YEN:
+        raise ValidationError(
+            _("「%(value)s」は大きすぎます（上限 %(max)s千円）。")
+            % {"value": quoted, "max": sen(MAX_AMOUNT_YEN)}
+        )
+    return yen
+
+
+def format_thousand_yen(value: FigureValue) -> str:
+    """The inverse of parse_thousand_yen, for pre-filling inputs."""
+    if value is NOT_ENTERED:
+        return ""
+    if value is None:
+        return "―"
+    return sen(value)
+
+
+class ThousandYenField(forms.CharField):
+    """A text input of an amount in thousand yen; cleans to yen, None (―) or NOT_ENTERED."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", MAX_INPUT_LENGTH)
+        kwargs.setdefault(
+            "widget",
+            forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 12}),
+        )
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        return parse_thousand_yen(super().clean(value))
+
+
+class EntrySheetForm(forms.Form):
+    """One amount, reason and version per project of a ward at the open stage."""
+
+    def __init__(self, *args, projects, stage: Stage, initial_values: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.projects = list(projects)
+        self.stage = stage
+        for project in self.projects:
+            label = f"{project.name} {stage.label}（千円）"
+            self.fields[f"amount_{project.pk}"] = ThousandYenField(
+                label=label, initial=initial_values[project.pk]["amount"]
+            )
+            self.fields[f"reason_{project.pk}"] = forms.CharField(
+                label=f"{project.name} 補正理由",
+                required=False,
+                max_length=1000,
+                initial=initial_values[project.pk]["reason"],
+                widget=forms.TextInput(attrs={"size": 24}),
+            )
+            self.fields[f"version_{project.pk}"] = forms.IntegerField(
+                min_value=0, initial=initial_values[project.pk]["version"], widget=forms.HiddenInput
+            )
+
+    def rows(self) -> list[dict]:
+        """The cleaned rows, for figures_save_sheet."""
+        return [
+            {
+                "project_id": project.pk,
+                "value": self.cleaned_data[f"amount_{project.pk}"],
+                "reason": self.cleaned_data[f"reason_{project.pk}"].strip(),
+                "version": self.cleaned_data[f"version_{project.pk}"],
+            }
+            for project in self.projects
+        ]
+
+    def add_row_error(self, project_id: int | None, field: str | None, message: str) -> None:
+        name = f"{field}_{project_id}" if project_id is not None and field else None
+        self.add_error(name if name in self.fields else None, message)
+
+    def full_clean(self):
+        super().full_clean()
+        # Name the project and the field in each message, as staff read them in a list too.
+        for project in self.projects:
+            for field, label in (("amount", self.stage.label), ("reason", _("補正理由"))):
+                name = f"{field}_{project.pk}"
+                if name in self.errors:
+                    self.errors[name] = self.error_class(
+                        [f"{project.name}（{label}）：{msg}" for msg in self.errors[name]]
+                    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=gettext_lazy("理由"), max_length=1000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class CorrectionForm(forms.Form):
+    """A planner's correction of one published figure."""
+
+    amount = ThousandYenField(label=gettext_lazy("訂正後の金額（千円）"))
+    reason = forms.CharField(
+        label=gettext_lazy("訂正理由"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    version = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+
+
+def entry_initial(projects, stage: Stage | None) -> dict[int, dict]:
+    """Each project's input at the open stage: its figure there, else the previous stage's."""
+    initial = {}
+    for project in projects:
+        if stage is None:
+            initial[project.pk] = {"amount": "", "reason": "", "version": 0}
+            continue
+        if getattr(project, f"entered_{stage}"):
+            amount = format_thousand_yen(getattr(project, f"amount_{stage}"))
+        elif stage.previous and getattr(project, f"entered_{stage.previous}"):
+            amount = format_thousand_yen(getattr(project, f"amount_{stage.previous}"))
+        else:
+            amount = ""
+        initial[project.pk] = {
+            "amount": amount,
+            "reason": getattr(project, f"reason_{stage}") or "",
+            "version": getattr(project, f"version_{stage}"),
+        }
+    return initial
