@@ -26,7 +26,7 @@ class AllocationAdmin(ScopedAdmin):
         "fund",
         amount_in_thousands("amount", _("配分額（千円）")),
     ]
-    list_filter = ["fiscal_year", "ward", "fund"]
+    list_filter = ["fiscal_year", ("ward", admin.RelatedOnlyFieldListFilter), "fund"]
     scoped_choices = {"ward": "pk"}
 
     def get_queryset(self, request):
@@ -47,7 +47,7 @@ class PrintedTotalAdmin(ScopedAdmin):
         "stage",
         amount_in_thousands("amount", _("合計（千円）")),
     ]
-    list_filter = ["fiscal_year", "ward", "fund", "stage"]
+    list_filter = ["fiscal_year", ("ward", admin.RelatedOnlyFieldListFilter), "fund", "stage"]
     scoped_choices = {"ward": "pk"}
 
     def save_through_service(self, request, obj, reason):
@@ -57,7 +57,14 @@ class PrintedTotalAdmin(ScopedAdmin):
 @admin.register(Project)
 class ProjectAdmin(ScopedAdmin):
     list_display = ["name", "number", "ward", "fiscal_year", "pillar", "fund", "is_new"]
-    list_filter = ["fiscal_year", "ward", "pillar", "fund", "is_new"]
+    # Filter choices only from the user's own rows: no other ward's pillars or wards.
+    list_filter = [
+        "fiscal_year",
+        ("ward", admin.RelatedOnlyFieldListFilter),
+        ("pillar", admin.RelatedOnlyFieldListFilter),
+        "fund",
+        "is_new",
+    ]
     search_fields = ["name", "summary", "number"]
     list_select_related = ["ward", "fiscal_year", "pillar", "fund"]
     scoped_choices = {"ward": "pk", "pillar": "ward", "previous": "ward"}
@@ -72,7 +79,11 @@ class CorrectionAdmin(ScopedAdmin):
 
     ward_path = "project__ward"
     list_display = ["project", "stage", "old_amount", "new_amount", "reason", "corrected_at"]
-    list_filter = ["stage", "project__fiscal_year", "project__ward"]
+    list_filter = [
+        "stage",
+        "project__fiscal_year",
+        ("project__ward", admin.RelatedOnlyFieldListFilter),
+    ]
 
     def has_add_permission(self, request, *args):
         return False

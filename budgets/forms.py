@@ -97,6 +97,11 @@ class EntrySheetForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.projects = list(projects)
         self.stage = stage
+        # The stage the sheet was opened for: a sheet left open across a publication must
+        # not land in the next stage.
+        self.fields["stage"] = forms.TypedChoiceField(
+            choices=Stage.choices, coerce=int, initial=stage, widget=forms.HiddenInput
+        )
         for project in self.projects:
             label = f"{project.name} {stage.label}（千円）"
             self.fields[f"amount_{project.pk}"] = ThousandYenField(
@@ -127,6 +132,10 @@ class EntrySheetForm(forms.Form):
 
     def add_row_error(self, project_id: int | None, field: str | None, message: str) -> None:
         name = f"{field}_{project_id}" if project_id is not None and field else None
+        if not hasattr(self, "cleaned_data"):
+            # An unbound form (the sheet shown afresh after a conflict) has none, and
+            # Form.add_error needs it.
+            self.cleaned_data = {}
         self.add_error(name if name in self.fields else None, message)
 
     def full_clean(self):

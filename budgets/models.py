@@ -1,6 +1,6 @@
 """Funds, allocations, projects and their stage figures. Money is whole yen."""
 
-from concurrency.fields import AutoIncVersionField
+from concurrency.fields import AutoIncVersionField, IntegerVersionField
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -43,10 +43,15 @@ class Allocation(AuditedModel):
     """
 
     fiscal_year = models.ForeignKey(
-        FiscalYear, on_delete=models.PROTECT, related_name="allocations"
+        FiscalYear, on_delete=models.PROTECT, related_name="allocations", verbose_name=_("年度")
     )
     ward = models.ForeignKey(
-        Ward, on_delete=models.PROTECT, related_name="allocations", null=True, blank=True
+        Ward,
+        on_delete=models.PROTECT,
+        related_name="allocations",
+        null=True,
+        blank=True,
+        verbose_name=_("区（空欄は市全体）"),
     )
     fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="allocations")
     amount = models.BigIntegerField(_("配分額（円）"))
@@ -89,9 +94,11 @@ class PrintedTotal(AuditedModel):
     """
 
     fiscal_year = models.ForeignKey(
-        FiscalYear, on_delete=models.PROTECT, related_name="printed_totals"
+        FiscalYear, on_delete=models.PROTECT, related_name="printed_totals", verbose_name=_("年度")
     )
-    ward = models.ForeignKey(Ward, on_delete=models.PROTECT, related_name="printed_totals")
+    ward = models.ForeignKey(
+        Ward, on_delete=models.PROTECT, related_name="printed_totals", verbose_name=_("区")
+    )
     fund = models.ForeignKey(Fund, on_delete=models.PROTECT, related_name="printed_totals")
     stage = models.PositiveSmallIntegerField(_("段階"), choices=Stage.choices)
     amount = models.BigIntegerField(_("資料記載の合計（円）"))
@@ -127,8 +134,12 @@ class PrintedTotal(AuditedModel):
 class Project(AuditedModel):
     """A ward's (or the pool's) community project in one fiscal year."""
 
-    ward = models.ForeignKey(Ward, on_delete=models.PROTECT, related_name="projects")
-    fiscal_year = models.ForeignKey(FiscalYear, on_delete=models.PROTECT, related_name="projects")
+    ward = models.ForeignKey(
+        Ward, on_delete=models.PROTECT, related_name="projects", verbose_name=_("区")
+    )
+    fiscal_year = models.ForeignKey(
+        FiscalYear, on_delete=models.PROTECT, related_name="projects", verbose_name=_("年度")
+    )
     pillar = models.ForeignKey(
         VisionPillar,
         on_delete=models.PROTECT,
@@ -155,7 +166,7 @@ class Project(AuditedModel):
         blank=True,
         verbose_name=_("前年度以前の同じ事業"),
     )
-    version = AutoIncVersionField(_("版"))
+    version = AutoIncVersionField(verbose_name=_("版"))
     history = audit_history(excluded_fields=["version"])
 
     class Meta:
@@ -193,13 +204,16 @@ class StageFigure(AuditedModel):
     amount in whole yen, which may be 0.
     """
 
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="figures")
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="figures", verbose_name=_("事業")
+    )
     stage = models.PositiveSmallIntegerField(_("段階"), choices=Stage.choices)
     amount = models.BigIntegerField(_("金額（円）"), null=True, blank=True)
     reason = models.TextField(
         _("補正理由"), blank=True, help_text=_("前の段階から金額が変わった理由。")
     )
-    version = AutoIncVersionField(_("版"))
+    # Time-based, so a figure cleared and entered again never reuses an old version.
+    version = IntegerVersionField(verbose_name=_("版"))
     updated_at = models.DateTimeField(_("更新日時"), auto_now=True)
     history = audit_history(excluded_fields=["version", "updated_at"])
 
@@ -236,14 +250,20 @@ class StageFigure(AuditedModel):
 class Correction(AuditedModel):
     """A planner's correction of a figure after its stage was published, shown publicly."""
 
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="corrections")
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="corrections", verbose_name=_("事業")
+    )
     stage = models.PositiveSmallIntegerField(_("段階"), choices=Stage.choices)
     old_entered = models.BooleanField(_("訂正前に入力済み"))
     old_amount = models.BigIntegerField(_("訂正前の金額（円）"), null=True, blank=True)
     new_amount = models.BigIntegerField(_("訂正後の金額（円）"), null=True, blank=True)
     reason = models.TextField(_("訂正理由"))
     corrected_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        verbose_name=_("訂正した人"),
     )
     corrected_at = models.DateTimeField(_("訂正日時"), auto_now_add=True)
     history = audit_history()

@@ -293,19 +293,41 @@ def _write_figure(
 
 @transaction.atomic
 def figures_save_sheet(
-    *, user, fiscal_year: FiscalYear, ward: Ward, rows: Sequence[SheetRow]
+    *,
+    user,
+    fiscal_year: FiscalYear,
+    ward: Ward,
+    rows: Sequence[SheetRow],
+    stage: Stage | None = None,
 ) -> int:
     """Save a ward's entry sheet for the open stage: every row or none.
+
+    ``stage`` is the stage the sheet was opened for; if another stage is open now, nothing
+    is saved (None: whatever stage is open, for callers that just read it).
 
     Returns the number of figures changed. Raises SaveRejected, naming each project and
     field at fault, and PermissionDenied for a user outside the ward.
     """
     _require(user_can_enter(user, ward), _("この区の金額を入力する権限がありません。"))
     fiscal_year = _locked_year(fiscal_year)
+    sheet_stage = stage
     stage = fiscal_year.open_stage
     if stage is None:
         raise SaveRejected([RowProblem(_("この年度には入力を受け付けている段階がありません。"))])
     stage = Stage(stage)
+    if sheet_stage is not None and sheet_stage != stage:
+        raise SaveRejected(
+            [
+                RowProblem(
+                    _(
+                        "この入力シートは%(sheet)sのものですが、現在の受付段階は%(open)sです。"
+                        "何も保存していません。入力シートを開き直してください。"
+                    )
+                    % {"sheet": Stage(sheet_stage).label, "open": stage.label}
+                )
+            ],
+            conflict=True,
+        )
     if (
         not user_is_planner(user)
         and WardSubmission.objects.filter(ward=ward, fiscal_year=fiscal_year, stage=stage).exists()

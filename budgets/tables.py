@@ -297,6 +297,7 @@ class WardTotalsTable(WardLedgerTable):
     def __init__(self, ledger: WardLedger, **kwargs):
         totals = [row for row in ward_ledger_rows(ledger) if row["kind"] in _TOTAL_KINDS]
         super().__init__(ledger, rows=totals, exclude=("number", "rate"), **kwargs)
+        self.columns["name"].column.verbose_name = _("区分")
 
 
 _TOTAL_KINDS = {"total", "allocation", "remaining"}
@@ -308,7 +309,7 @@ def entry_sheet_rows(sheet, form) -> list[dict]:
     rows: list[dict] = []
     current_pillar = object()
     for project in sheet.projects:
-        if project.pillar_id != current_pillar:
+        if project.pillar_id != current_pillar and sheet.ledger.has_pillars:
             current_pillar = project.pillar_id
             label = project.pillar.name if project.pillar else _("（方向性の記載なし）")
             rows.append({"kind": "section", "label": label})

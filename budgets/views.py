@@ -159,7 +159,11 @@ def staff_sheet(request: HttpRequest, year: int, ward: str) -> HttpResponse:
                 try:
                     rows = [services.SheetRow(**row) for row in form.rows()]
                     changed = services.figures_save_sheet(
-                        user=request.user, fiscal_year=fiscal_year, ward=ward_obj, rows=rows
+                        user=request.user,
+                        fiscal_year=fiscal_year,
+                        ward=ward_obj,
+                        rows=rows,
+                        stage=Stage(form.cleaned_data["stage"]),
                     )
                 except services.SaveRejected as rejected:
                     if rejected.conflict:

@@ -50,6 +50,24 @@ class ScopedAdmin(SimpleHistoryAdmin):
     # Foreign keys whose choices are scoped to the user's wards, with their ward path.
     scoped_choices: dict[str, str] = {}
 
+    def __init__(self, model, admin_site):
+        super().__init__(model, admin_site)
+        if not self._audited():
+            # Django's own history page and template for models without an audit history.
+            self.object_history_template = None
+
+    def _audited(self) -> bool:
+        return hasattr(self.model._meta, "simple_history_manager_attribute")
+
+    def get_urls(self):
+        # Wards and city plans keep no audit history: no simple_history version pages.
+        return super().get_urls() if self._audited() else admin.ModelAdmin.get_urls(self)
+
+    def history_view(self, request, object_id, extra_context=None):
+        if self._audited():
+            return super().history_view(request, object_id, extra_context)
+        return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = type(
             f"{self.model.__name__}AdminForm", (ReasonFormMixin,), {"__module__": __name__}

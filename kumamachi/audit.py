@@ -21,7 +21,8 @@ _actor: contextvars.ContextVar[tuple[object | None, str]] = contextvars.ContextV
 
 @contextmanager
 def audit_context(*, user, reason: str) -> Iterator[None]:
-    token = _actor.set((user if getattr(user, "is_authenticated", False) else None, reason))
+    user = user if getattr(user, "is_authenticated", False) else None
+    token = _actor.set((user, reason or ""))
     try:
         yield
     finally:
@@ -66,10 +67,9 @@ class AuditedQuerySet(models.QuerySet):
         return created
 
     def bulk_update(self, objs, fields, *args, **kwargs):
-        with transaction.atomic(using=self.db):
-            count = super().bulk_update(objs, fields, *args, **kwargs)
-            self._history(objs, update=True)
-        return count
+        # Django's bulk_update writes through update() below, which records each row it
+        # changed (as stored); recording ``objs`` here as well would record every row twice.
+        return super().bulk_update(objs, fields, *args, **kwargs)
 
     def delete(self):
         # One by one, so each deletion carries the user and reason to history.
@@ -96,15 +96,33 @@ class AuditedModel(models.Model):
         abstract = True
 
     def save(self, *args, **kwargs):
-        self._stamp_audit()
-        super().save(*args, **kwargs)
+        stamped = self._stamp_audit()
+        try:
+            super().save(*args, **kwargs)
+        finally:
+            self._clear_stamp(stamped)
 
     def delete(self, *args, **kwargs):
-        self._stamp_audit()
-        return super().delete(*args, **kwargs)
+        stamped = self._stamp_audit()
+        try:
+            return super().delete(*args, **kwargs)
+        finally:
+            self._clear_stamp(stamped)
 
-    def _stamp_audit(self) -> None:
+    def _stamp_audit(self) -> list[str]:
+        """Stamp the context's reason and user unless the caller set its own; returns the
+        attributes stamped."""
+        stamped = []
         if not getattr(self, "_change_reason", None):
             self._change_reason = current_reason()
+            stamped.append("_change_reason")
         if getattr(self, "_history_user", None) is None and current_user() is not None:
             self._history_user = current_user()
+            stamped.append("_history_user")
+        return stamped
+
+    def _clear_stamp(self, stamped: list[str]) -> None:
+        # The stamp is for this write only: a later save of the same instance in another
+        # context must record that context's user and reason, not this one's.
+        for name in stamped:
+            self.__dict__.pop(name, None)

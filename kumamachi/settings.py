@@ -121,6 +121,9 @@ STORAGES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Reasons (補正理由, 訂正理由) can be long; the history keeps them whole.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
 LOGIN_URL = "budgets:staff-login"
 LOGIN_REDIRECT_URL = "budgets:staff-home"
 LOGOUT_REDIRECT_URL = "budgets:staff-login"

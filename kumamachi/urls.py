@@ -1,6 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
+
+admin.site.site_header = _("kumamachi 管理画面")
+admin.site.site_title = _("kumamachi 管理画面")
+admin.site.index_title = _("事業・方向性・配分額・年度の管理")
 
 urlpatterns = [
     # Staff log in in one place; the admin's own login page only redirects there.

@@ -113,3 +113,27 @@ def project_with_figures(figures: dict, **kwargs) -> Project:
     for stage, amount in figures.items():
         StageFigureFactory(project=project, stage=stage, amount=amount)
     return project
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "auth.User"
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    is_staff = True
+    password = factory.django.Password("Kuma-machi-2026!")
+
+
+def staff_user(username: str, *, wards=(), planner: bool = False):
+    """A staff account as add_staff makes it: in its role's group, member of its wards."""
+    from django.contrib.auth.models import Group
+
+    from wards.roles import PLANNER_GROUP, WARD_STAFF_GROUP, groups_ensure
+
+    groups_ensure()
+    user = UserFactory(username=username)
+    user.groups.add(Group.objects.get(name=PLANNER_GROUP if planner else WARD_STAFF_GROUP))
+    for ward in wards:
+        ward.members.add(user)
+    return user

@@ -35,7 +35,7 @@ class FiscalYearAdmin(ScopedAdmin):
 @admin.register(WardYear)
 class WardYearAdmin(ScopedAdmin):
     list_display = ["fiscal_year", "ward", "slogan", "projects_complete"]
-    list_filter = ["fiscal_year", "ward", "projects_complete"]
+    list_filter = ["fiscal_year", ("ward", admin.RelatedOnlyFieldListFilter), "projects_complete"]
     search_fields = ["slogan", "source_document", "note"]
     scoped_choices = {"ward": "pk"}
 
@@ -46,7 +46,7 @@ class WardYearAdmin(ScopedAdmin):
 @admin.register(VisionPillar)
 class VisionPillarAdmin(ScopedAdmin):
     list_display = ["name", "ward", "fiscal_year", "position"]
-    list_filter = ["fiscal_year", "ward"]
+    list_filter = ["fiscal_year", ("ward", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "description"]
     filter_horizontal = ["city_visions"]
     scoped_choices = {"ward": "pk"}

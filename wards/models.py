@@ -189,8 +189,12 @@ class CityVision(models.Model):
 class WardYear(AuditedModel):
     """What a ward published for a year: its slogan and where its figures come from."""
 
-    ward = models.ForeignKey(Ward, on_delete=models.PROTECT, related_name="ward_years")
-    fiscal_year = models.ForeignKey(FiscalYear, on_delete=models.PROTECT, related_name="ward_years")
+    ward = models.ForeignKey(
+        Ward, on_delete=models.PROTECT, related_name="ward_years", verbose_name=_("区")
+    )
+    fiscal_year = models.ForeignKey(
+        FiscalYear, on_delete=models.PROTECT, related_name="ward_years", verbose_name=_("年度")
+    )
     slogan = models.CharField(_("めざす区の姿"), max_length=300, blank=True)
     source_document = models.CharField(_("出典資料"), max_length=300, blank=True)
     projects_complete = models.BooleanField(
@@ -220,8 +224,12 @@ class WardYear(AuditedModel):
 class VisionPillar(AuditedModel):
     """A heading a ward groups its projects under in a year (まちづくりの方向性)."""
 
-    ward = models.ForeignKey(Ward, on_delete=models.PROTECT, related_name="pillars")
-    fiscal_year = models.ForeignKey(FiscalYear, on_delete=models.PROTECT, related_name="pillars")
+    ward = models.ForeignKey(
+        Ward, on_delete=models.PROTECT, related_name="pillars", verbose_name=_("区")
+    )
+    fiscal_year = models.ForeignKey(
+        FiscalYear, on_delete=models.PROTECT, related_name="pillars", verbose_name=_("年度")
+    )
     position = models.PositiveSmallIntegerField(_("表示順"))
     name = models.CharField(_("名称"), max_length=200)
     description = models.TextField(_("説明"), blank=True)
@@ -254,13 +262,19 @@ class VisionPillar(AuditedModel):
 class WardSubmission(AuditedModel):
     """A ward's staff handed in the open stage for review (提出). Locks their sheet."""
 
-    ward = models.ForeignKey(Ward, on_delete=models.PROTECT, related_name="submissions")
+    ward = models.ForeignKey(
+        Ward, on_delete=models.PROTECT, related_name="submissions", verbose_name=_("区")
+    )
     fiscal_year = models.ForeignKey(
-        FiscalYear, on_delete=models.PROTECT, related_name="submissions"
+        FiscalYear, on_delete=models.PROTECT, related_name="submissions", verbose_name=_("年度")
     )
     stage = models.PositiveSmallIntegerField(_("段階"), choices=Stage.choices)
     submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        verbose_name=_("提出した人"),
     )
     submitted_at = models.DateTimeField(_("提出日時"), auto_now_add=True)
     history = audit_history()
@@ -284,11 +298,15 @@ class StagePublication(AuditedModel):
     """When a planner published a stage of a year. Corrections after it are shown publicly."""
 
     fiscal_year = models.ForeignKey(
-        FiscalYear, on_delete=models.PROTECT, related_name="publications"
+        FiscalYear, on_delete=models.PROTECT, related_name="publications", verbose_name=_("年度")
     )
     stage = models.PositiveSmallIntegerField(_("段階"), choices=Stage.choices)
     published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        verbose_name=_("公表した人"),
     )
     published_at = models.DateTimeField(_("公表日時"), auto_now_add=True)
     history = audit_history()

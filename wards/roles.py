@@ -24,6 +24,7 @@ _PLANNER_PERMISSIONS = [
     ("budgets", "allocation", ("view", "add", "change", "delete")),
     ("budgets", "printedtotal", ("view", "add", "change", "delete")),
     ("budgets", "project", ("view", "add", "change", "delete")),
+    ("budgets", "correction", ("view",)),
 ]
 _WARD_STAFF_PERMISSIONS = [
     ("wards", "fiscalyear", ("view",)),
@@ -31,6 +32,7 @@ _WARD_STAFF_PERMISSIONS = [
     ("wards", "visionpillar", ("view", "add", "change")),
     ("budgets", "allocation", ("view",)),
     ("budgets", "project", ("view", "add", "change")),
+    ("budgets", "correction", ("view",)),
 ]
 
 

@@ -37,32 +37,44 @@ def test_figures_update_stores_yen_no_budget_and_zero_apart():
     assert _figure(project, Stage.SEPTEMBER).amount is None  # ― no budget
     assert _figure(project, Stage.FEBRUARY).amount == 0
     assert _figure(project, Stage.SETTLEMENT) is None  # not entered
-    assert all(f.version == 1 for f in StageFigure.objects.filter(project=project))
+    assert all(f.version > 0 for f in StageFigure.objects.filter(project=project))
 
 
 def test_figures_update_bumps_version_only_when_the_amount_changes():
     project = ProjectFactory()
     services.figures_update(project=project, figures={Stage.INITIAL: 1_000_000})
-    assert _figure(project, Stage.INITIAL).version == 1
+    first = _figure(project, Stage.INITIAL).version
+    assert first > 0
 
     services.figures_update(project=project, figures={Stage.INITIAL: 1_000_000})
-    assert _figure(project, Stage.INITIAL).version == 1
+    assert _figure(project, Stage.INITIAL).version == first
 
     services.figures_update(project=project, figures={Stage.INITIAL: 1_500_000})
     figure = _figure(project, Stage.INITIAL)
-    assert (figure.amount, figure.version) == (1_500_000, 2)
+    assert figure.amount == 1_500_000 and figure.version > first
+    second = figure.version
 
     services.figures_update(project=project, figures={Stage.INITIAL: None})
     figure = _figure(project, Stage.INITIAL)
-    assert (figure.amount, figure.version) == (None, 3)
+    assert figure.amount is None and figure.version > second
+    third = figure.version
 
     services.figures_update(project=project, figures={Stage.INITIAL: None})
-    assert _figure(project, Stage.INITIAL).version == 3
+    assert _figure(project, Stage.INITIAL).version == third
 
     # 0 is a change from ― (no budget), not the same thing.
     services.figures_update(project=project, figures={Stage.INITIAL: 0})
     figure = _figure(project, Stage.INITIAL)
-    assert (figure.amount, figure.version) == (0, 4)
+    assert figure.amount == 0 and figure.version > third
+
+
+def test_a_figure_cleared_and_entered_again_never_reuses_a_version():
+    project = ProjectFactory()
+    services.figures_update(project=project, figures={Stage.INITIAL: 1_000_000})
+    old = _figure(project, Stage.INITIAL).version
+    services.figures_update(project=project, figures={Stage.INITIAL: NOT_ENTERED})
+    services.figures_update(project=project, figures={Stage.INITIAL: 1_000_000})
+    assert _figure(project, Stage.INITIAL).version != old
 
 
 def test_figures_update_not_entered_deletes_the_figure():
