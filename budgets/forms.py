@@ -185,3 +185,25 @@ def entry_initial(projects, stage: Stage | None) -> dict[int, dict]:
             "version": getattr(project, f"version_{stage}"),
         }
     return initial
+
+
+class YearRangeForm(forms.Form):
+    """``?from=2021&to=2024`` for the cross-year workbook."""
+
+    first = forms.IntegerField(label=gettext_lazy("から"), min_value=1989, max_value=2200)
+    last = forms.IntegerField(label=gettext_lazy("まで"), min_value=1989, max_value=2200)
+
+    def __init__(self, data=None, **kwargs):
+        if data is not None:
+            data = {"first": data.get("from"), "last": data.get("to")}
+        super().__init__(data, **kwargs)
+
+    def clean(self):
+        cleaned = super().clean()
+        first, last = cleaned.get("first"), cleaned.get("last")
+        if first is not None and last is not None:
+            if first > last:
+                raise forms.ValidationError(_("開始年度は終了年度以前にしてください。"))
+            if last - first > 30:
+                raise forms.ValidationError(_("一度に出力できるのは30年度分までです。"))
+        return cleaned

@@ -19,8 +19,7 @@ from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
 from budgets.models import Allocation, Correction, Fund, PrintedTotal, Project, StageFigure
-from wards.models import FiscalYear, Stage, VisionPillar, Ward, WardSubmission
-from wards.selectors import pillar_list
+from wards.models import FiscalYear, Stage, VisionPillar, Ward, WardSubmission, WardYear
 
 
 class TotalState(enum.StrEnum):
@@ -325,6 +324,7 @@ class WardLedger:
     projects: list[Project]
     pillar_totals: dict[tuple[int | None, int], FundRollup]
     fund_totals: list[FundRollup]
+    projects_complete: bool = True
 
     @property
     def has_pillars(self) -> bool:
@@ -393,35 +393,72 @@ def project_ledger_rows(
 def ward_ledger(
     *, fiscal_year: FiscalYear, ward: Ward, stages: Sequence[Stage] | None = None
 ) -> WardLedger:
+    return ward_ledgers(fiscal_year=fiscal_year, stages=stages, wards=[ward])[0]
+
+
+def ward_ledgers(
+    *,
+    fiscal_year: FiscalYear,
+    stages: Sequence[Stage] | None = None,
+    wards: Sequence[Ward] | None = None,
+) -> list[WardLedger]:
+    """The ledgers of several wards (every ward and the pool by default) of a year, in a
+    fixed number of queries however many wards and projects there are."""
     visible = list(fiscal_year.published_stages if stages is None else stages)
     funds = fund_list()
-    projects_qs = Project.objects.filter(fiscal_year=fiscal_year, ward=ward)
-    by_pillar = _grouped_totals(projects_qs, ["pillar_id", "fund_id"], visible)
-    by_fund = _grouped_totals(projects_qs, ["fund_id"], visible)
+    if wards is None:
+        wards = list(Ward.objects.order_by("position"))
+    ward_ids = [w.pk for w in wards]
+    projects_qs = Project.objects.filter(fiscal_year=fiscal_year, ward__in=ward_ids)
+    by_pillar = _grouped_totals(projects_qs, ["ward_id", "pillar_id", "fund_id"], visible)
+    by_fund = _grouped_totals(projects_qs, ["ward_id", "fund_id"], visible)
     allocations = _allocations(fiscal_year)
-    printed = _printed_totals(fiscal_year, visible, ward=ward)
+    printed = _printed_totals(fiscal_year, visible)
     fund_by_id = {fund.id: fund for fund in funds}
-    return WardLedger(
-        fiscal_year=fiscal_year,
-        ward=ward,
-        stages=visible,
-        funds=funds,
-        pillars=list(pillar_list(ward=ward, fiscal_year=fiscal_year)),
-        projects=list(project_ledger_rows(fiscal_year=fiscal_year, ward=ward, stages=visible)),
-        pillar_totals={
-            key: FundRollup(fund=fund_by_id[key[1]], stages=_stage_totals(row, visible))
-            for key, row in by_pillar.items()
-        },
-        fund_totals=[
-            FundRollup(
-                fund=fund,
-                stages=_stage_totals(by_fund.get((fund.id,)), visible),
-                allocation=allocations.get((ward.id, fund.id)),
-                printed=printed.get((ward.id, fund.id), {}),
-            )
-            for fund in funds
-        ],
+    complete = dict(
+        WardYear.objects.filter(fiscal_year=fiscal_year, ward__in=ward_ids).values_list(
+            "ward_id", "projects_complete"
+        )
     )
+    pillars: dict[int, list[VisionPillar]] = {pk: [] for pk in ward_ids}
+    for pillar in (
+        VisionPillar.objects.filter(fiscal_year=fiscal_year, ward__in=ward_ids)
+        .prefetch_related("city_visions__plan")
+        .order_by("position")
+    ):
+        pillars[pillar.ward_id].append(pillar)
+    projects: dict[int, list[Project]] = {pk: [] for pk in ward_ids}
+    rows = project_ledger_rows(fiscal_year=fiscal_year, ward=None, stages=visible)
+    for project in rows.filter(ward__in=ward_ids):
+        projects[project.ward_id].append(project)
+    return [
+        WardLedger(
+            fiscal_year=fiscal_year,
+            ward=ward,
+            stages=visible,
+            funds=funds,
+            pillars=pillars[ward.pk],
+            projects=projects[ward.pk],
+            pillar_totals={
+                (pillar_id, fund_id): FundRollup(
+                    fund=fund_by_id[fund_id], stages=_stage_totals(row, visible)
+                )
+                for (ward_id, pillar_id, fund_id), row in by_pillar.items()
+                if ward_id == ward.pk
+            },
+            fund_totals=[
+                FundRollup(
+                    fund=fund,
+                    stages=_stage_totals(by_fund.get((ward.pk, fund.id)), visible),
+                    allocation=allocations.get((ward.pk, fund.id)),
+                    printed=printed.get((ward.pk, fund.id), {}),
+                )
+                for fund in funds
+            ],
+            projects_complete=complete.get(ward.pk, True),
+        )
+        for ward in wards
+    ]
 
 
 # --- Project page ----------------------------------------------------------------------------
@@ -792,3 +829,50 @@ def staff_dashboard(*, ward_ids: Iterable[int]) -> list[YearStatus]:
             )
         )
     return statuses
+
+
+# --- Exports ---------------------------------------------------------------------------------
+
+
+def open_data_projects(*, fiscal_year: FiscalYear) -> QuerySet[Project]:
+    """Every project of a year with its published figures, for the open-data downloads."""
+    return project_ledger_rows(
+        fiscal_year=fiscal_year, ward=None, stages=fiscal_year.published_stages
+    )
+
+
+@dataclass(frozen=True)
+class CrossYearItem:
+    project: Project
+    stages: dict[Stage, StageTotal]
+
+
+def cross_year_projects(*, first: int, last: int) -> list[CrossYearItem]:
+    """Projects of the years ``first``..``last`` with their published figures, each
+    project's earlier and later years next to it (following the links between years)."""
+    years = list(FiscalYear.objects.filter(year__gte=first, year__lte=last))
+    items: list[CrossYearItem] = []
+    for fiscal_year in years:
+        visible = fiscal_year.published_stages
+        for project in project_ledger_rows(fiscal_year=fiscal_year, ward=None, stages=visible):
+            items.append(
+                CrossYearItem(project=project, stages=project_stage_totals(project, visible))
+            )
+    # The root of each project's chain of years, so a chain sorts together.
+    previous = {item.project.pk: item.project.previous_id for item in items}
+
+    def root(pk: int) -> int:
+        seen = set()
+        while previous.get(pk) and pk not in seen:
+            seen.add(pk)
+            pk = previous[pk]
+        return pk
+
+    return sorted(
+        items,
+        key=lambda item: (
+            item.project.ward.position,
+            root(item.project.pk),
+            item.project.fiscal_year_id,
+        ),
+    )

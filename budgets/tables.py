@@ -19,6 +19,7 @@ from budgets.selectors import (
     CityRollup,
     FundRollup,
     StageTotal,
+    TotalState,
     WardLedger,
     execution_rate,
     project_stage_totals,
@@ -142,6 +143,7 @@ def ward_ledger_rows(ledger: WardLedger) -> list[dict]:
             rows.append(
                 {
                     "kind": "subtotal",
+                    "fund_id": fund_id,
                     "label": _("小計（%(fund)s）") % {"fund": rollup.fund.name_ja},
                     "stages": rollup.stages,
                     "rate": rollup.execution_rate,
@@ -178,6 +180,7 @@ def ward_ledger_rows(ledger: WardLedger) -> list[dict]:
         rows.append(
             {
                 "kind": "total",
+                "fund_id": rollup.fund.id,
                 "label": _("%(fund)s 合計") % {"fund": rollup.fund.name_ja},
                 "stages": rollup.stages,
                 "printed": rollup.printed,
@@ -197,11 +200,13 @@ def _allocation_rows(rollup: FundRollup, stages: Sequence[Stage]) -> list[dict]:
     return [
         {
             "kind": "allocation",
+            "fund_id": rollup.fund.id,
             "label": _("配分額"),
             "values": {stage: rollup.allocation for stage in stages},
         },
         {
             "kind": "remaining",
+            "fund_id": rollup.fund.id,
             "label": _("残額（配分額－合計）"),
             "values": {stage: rollup.remaining(stage) for stage in stages},
         },
@@ -332,3 +337,69 @@ def entry_sheet_rows(sheet, form) -> list[dict]:
 def correction_targets(detail, fiscal_year) -> list:
     """The published stages of a project a planner may correct, with their current figures."""
     return [cell for cell in detail.cells if cell.visible and fiscal_year.is_published(cell.stage)]
+
+
+# --- Open data --------------------------------------------------------------------------------
+
+_STAGE_KEYS = {
+    Stage.INITIAL: "initial",
+    Stage.SEPTEMBER: "september",
+    Stage.FEBRUARY: "february",
+    Stage.SETTLEMENT: "settlement",
+}
+STATUS_NAMES = {
+    TotalState.COMPLETE: "entered",
+    TotalState.NO_BUDGET: "no_budget",
+    TotalState.NOT_ENTERED: "not_entered",
+    TotalState.UNPUBLISHED: "unpublished",
+}
+
+
+class FigureValueColumn(tables.Column):
+    """A stage's figure in yen (empty unless entered), for machine-readable downloads."""
+
+    def __init__(self, stage: Stage, *, status: bool, **kwargs):
+        self.stage, self.status = stage, status
+        suffix = "status" if status else "yen"
+        kwargs.setdefault("verbose_name", f"{_STAGE_KEYS[stage]}_{suffix}")
+        kwargs.setdefault("accessor", "pk")
+        kwargs.setdefault("empty_values", ())
+        super().__init__(**kwargs)
+
+    def value(self, record, table, **kwargs):
+        total = project_stage_totals(record, table.stages)[self.stage]
+        if self.status:
+            return STATUS_NAMES.get(total.state, total.state.value)
+        return total.amount if total.state == TotalState.COMPLETE else ""
+
+
+class OpenDataTable(tables.Table):
+    """One row per project: the columns of the CSV and JSON downloads (see /data/)."""
+
+    fiscal_year = tables.Column(accessor="fiscal_year_id", verbose_name="fiscal_year")
+    ward = tables.Column(accessor="ward__name_ja", verbose_name="ward")
+    ward_slug = tables.Column(accessor="ward__slug", verbose_name="ward_slug")
+    pillar = tables.Column(accessor="pillar__name", verbose_name="pillar", default="")
+    fund = tables.Column(accessor="fund__name_ja", verbose_name="fund")
+    number = tables.Column(verbose_name="number", default="")
+    name = tables.Column(verbose_name="name")
+    summary = tables.Column(verbose_name="summary", default="")
+    is_new = tables.Column(verbose_name="is_new")
+    project_id = tables.Column(accessor="pk", verbose_name="project_id")
+    previous_project_id = tables.Column(
+        accessor="previous_id", verbose_name="previous_project_id", default=""
+    )
+
+    class Meta:
+        orderable = False
+
+    def __init__(self, data, *, stages, **kwargs):
+        self.stages = list(stages)
+        extra = []
+        for stage in Stage:
+            extra.append((f"{_STAGE_KEYS[stage]}_yen", FigureValueColumn(stage, status=False)))
+            extra.append((f"{_STAGE_KEYS[stage]}_status", FigureValueColumn(stage, status=True)))
+        super().__init__(data, extra_columns=extra, **kwargs)
+
+    def value_is_new(self, value):
+        return bool(value)

@@ -6,11 +6,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from budgets import selectors, services
-from budgets.forms import CorrectionForm, EntrySheetForm, ReasonForm, entry_initial
+from budgets import exports, selectors, services
+from budgets.exports import XLSX_CONTENT_TYPE as XLSX
+from budgets.forms import CorrectionForm, EntrySheetForm, ReasonForm, YearRangeForm, entry_initial
 from budgets.tables import (
     CityFundTable,
     WardLedgerTable,
@@ -357,3 +359,77 @@ def staff_project(request: HttpRequest, pk: int) -> HttpResponse:
         },
         status=status,
     )
+
+
+# --- Downloads --------------------------------------------------------------------------------
+
+
+def _download(content: bytes, filename: str, content_type: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    # RFC 5987 filename* for the Japanese name, with an ASCII fallback.
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
+def year_export(request: HttpRequest, year: int) -> HttpResponse:
+    fiscal_year = ward_selectors.fiscal_year_get(year=year)
+    content = exports.year_workbook(fiscal_year=fiscal_year)
+    return _download(content, f"{fiscal_year.wareki}_区のまちづくり予算.xlsx", XLSX)
+
+
+def ward_export(request: HttpRequest, year: int, ward: str) -> HttpResponse:
+    fiscal_year = ward_selectors.fiscal_year_get(year=year)
+    ward_obj = ward_selectors.ward_get(slug=ward)
+    content = exports.year_workbook(fiscal_year=fiscal_year, wards=[ward_obj])
+    return _download(content, f"{fiscal_year.wareki}_{ward_obj.name_ja}.xlsx", XLSX)
+
+
+def cross_year_export(request: HttpRequest) -> HttpResponse:
+    form = YearRangeForm(request.GET)
+    if not form.is_valid():
+        return render(request, "budgets/bad_request.html", {"form": form}, status=400)
+    first, last = form.cleaned_data["first"], form.cleaned_data["last"]
+    content = exports.cross_year_workbook(first=first, last=last)
+    return _download(content, f"年度比較_{first}-{last}.xlsx", XLSX)
+
+
+def open_data_csv(request: HttpRequest, year: int) -> HttpResponse:
+    fiscal_year = ward_selectors.fiscal_year_get(year=year)
+    content = exports.open_data_csv(fiscal_year)
+    return _download(content, f"kumamachi_{year}.csv", "text/csv; charset=utf-8")
+
+
+def open_data_json(request: HttpRequest, year: int) -> HttpResponse:
+    fiscal_year = ward_selectors.fiscal_year_get(year=year)
+    content = exports.open_data_json(fiscal_year)
+    response = HttpResponse(content, content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(False, f"kumamachi_{year}.json")
+    return response
+
+
+def open_data(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "budgets/data.html",
+        {"public_years": list(ward_selectors.fiscal_year_public_list()), "fiscal_year": None},
+    )
+
+
+@login_required
+def staff_export(request: HttpRequest, year: int, ward: str | None = None) -> HttpResponse:
+    """The staff's workbook: their own wards with the figures being entered (drafts)."""
+    fiscal_year = ward_selectors.fiscal_year_get(year=year)
+    wards = list(ward_selectors.ward_list().filter(pk__in=roles.user_ward_ids(request.user)))
+    if ward is not None:
+        ward_obj = _ward_for_staff(request, ward)
+        wards = [ward_obj]
+    if not wards:
+        raise PermissionDenied(_("この年度のデータを出力する権限がありません。"))
+    content = exports.year_workbook(
+        fiscal_year=fiscal_year,
+        stages=selectors.staff_stages(fiscal_year),
+        wards=wards,
+        drafts=True,
+    )
+    name = wards[0].name_ja if len(wards) == 1 else "担当区"
+    return _download(content, f"{fiscal_year.wareki}_{name}_入力中.xlsx", XLSX)

@@ -33,6 +33,7 @@ WARD_OF_ROLE = {"kita_staff": "kita", "chuo_staff": "chuo"}
 # REFUSED: 403 or 404, as long as nothing of the object is shown.
 OK, LOGIN, REDIRECT = "200", "login", "302"
 FORBIDDEN, NOT_FOUND, NOT_ALLOWED, REFUSED = "403", "404", "405", "403/404"
+BAD_REQUEST = "400"
 _STATUSES = {
     OK: {200},
     REDIRECT: {302},
@@ -40,6 +41,7 @@ _STATUSES = {
     NOT_FOUND: {404},
     NOT_ALLOWED: {405},
     REFUSED: {403, 404},
+    BAD_REQUEST: {400},
 }
 
 
@@ -96,6 +98,15 @@ URL_RULES = {
     "budgets:city": _public,
     "budgets:ward": _public,
     "budgets:project": _public,
+    "budgets:data": _public,
+    "budgets:year-export": _public,
+    "budgets:ward-export": _public,
+    "budgets:data-csv": _public,
+    "budgets:data-json": _public,
+    # Without ?from=&to= the cross-year workbook answers a form error.
+    "budgets:cross-year-export": lambda role, owner: BAD_REQUEST,
+    "budgets:staff-export": _staff(lambda role, owner: OK),
+    "budgets:staff-ward-export": _staff(_own_ward_or_planner),
     # Staff screens.
     "budgets:staff-login": lambda role, owner: OK if role == "anonymous" else REDIRECT,
     # LogoutView answers only POST; a GET shows nothing, logged in or not.
