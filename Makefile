@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint migrate seed serve clean
+.PHONY: install run test lint migrate seed serve clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# axe-core, injected into pages by the browser tests (no CDN: from the npm registry).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch node_modules/.installed
+
+# The English catalogue is compiled from locale/en/LC_MESSAGES/django.po.
+messages: $(STAMP)
+	$(BIN)/python manage.py compilemessages --ignore=.venv --ignore=node_modules -v0
+
+install: $(STAMP) messages
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -31,8 +40,8 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
-test: lint
+test: lint node_modules/.installed
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache node_modules

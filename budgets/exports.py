@@ -26,7 +26,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from budgets import selectors
-from budgets.selectors import CityRollup, StageTotal, TotalState, WardLedger
+from budgets.selectors import CityRollup, FundRollup, StageTotal, TotalState, WardLedger
 from budgets.tables import OpenDataTable, ward_ledger_rows
 from wards.models import FiscalYear, Stage, Ward
 
@@ -57,6 +57,8 @@ _BAND = PatternFill("solid", fgColor="EEF3F8")
 _SECTION = PatternFill("solid", fgColor="F2F2F2")
 _BOLD = Font(bold=True)
 _WRAP = Alignment(wrap_text=True, vertical="top")
+# Totals left blank: nothing to add up yet, so a formula would show a 0 that is not a total.
+_BLANK_TOTALS = (TotalState.UNPUBLISHED, TotalState.NO_PROJECTS, TotalState.NOT_ENTERED)
 
 
 def clean_text(value: object) -> str:
@@ -213,8 +215,7 @@ def write_ward_sheet(ws: Worksheet, ledger: WardLedger, *, drafts: bool = False)
                 group_rows.get(fund_id, []) if kind == "subtotal" else project_rows.get(fund_id, [])
             )
             for stage, col in STAGE_COL.items():
-                state = record["stages"][stage].state
-                if state in (TotalState.UNPUBLISHED, TotalState.NOT_ENTERED):
+                if record["stages"][stage].state in _BLANK_TOTALS:
                     continue  # blank, never a 0 that reads as a real total
                 cell = ws.cell(row=row, column=col, value=_sum_formula(col, rows))
                 cell.number_format, cell.font = AMOUNT_FORMAT, _BOLD
@@ -233,8 +234,8 @@ def write_ward_sheet(ws: Worksheet, ledger: WardLedger, *, drafts: bool = False)
         elif kind == "remaining":
             fund_id = record["fund_id"]
             for stage, col in STAGE_COL.items():
-                if stage not in record["values"]:
-                    continue
+                if record["values"].get(stage) is None:
+                    continue  # total not final (not entered, incomplete): no remaining
                 letter = get_column_letter(col)
                 formula = f"={letter}{allocation_rows[fund_id]}-{letter}{total_rows[fund_id]}"
                 ws.cell(row=row, column=col, value=formula).number_format = AMOUNT_FORMAT
@@ -265,7 +266,12 @@ def _meta_sheet(wb: Workbook, fiscal_year: FiscalYear, sheets: dict[str, Ward], 
 
 
 def _summary_sheet(
-    ws: Worksheet, rollup: CityRollup, ward_sheets: dict[int, WardSheetTotals], drafts: bool
+    ws: Worksheet,
+    rollup: CityRollup,
+    ward_sheets: dict[int, WardSheetTotals],
+    drafts: bool,
+    *,
+    whole_city: bool = True,
 ) -> None:
     fiscal_year = rollup.fiscal_year
     title = _("%(year)s 区のまちづくり予算 集計") % {"year": fiscal_year.label}
@@ -299,9 +305,11 @@ def _summary_sheet(
                 ref = f"'{sheet.sheet}'!{get_column_letter(STAGE_COL[stage])}{total_row}"
                 # A blank total (nothing entered) stays blank, not 0.
                 ws.cell(row=row, column=3 + stage, value=f'=IF({ref}="","",{ref})')
-            _derived(ws, row, latest, has_allocation=fund_rollup.allocation is not None)
+            _derived(ws, row, latest, fund_rollup)
             if any(t.state == TotalState.INCOMPLETE for t in fund_rollup.stages.values()):
                 _text(ws, row, 10, _("未入力の事業あり（合計は未確定）"))
+        if not whole_city:
+            continue  # a SUM over some wards is not the city total
         row += 1
         city = rollup.city[index]
         _text(ws, row, 1, _("市全体")).font = _BOLD
@@ -309,10 +317,10 @@ def _summary_sheet(
         if city.allocation is not None:
             ws.cell(row=row, column=3, value=thousand(city.allocation))
         for stage in Stage:
-            if city.stages[stage].state not in (TotalState.UNPUBLISHED, TotalState.NOT_ENTERED):
+            if city.stages[stage].state not in _BLANK_TOTALS:
                 col = 3 + stage
                 ws.cell(row=row, column=col, value=_sum_formula(col, range(first, row)))
-        _derived(ws, row, latest, has_allocation=city.allocation is not None)
+        _derived(ws, row, latest, city)
         if any(t.state == TotalState.INCOMPLETE for t in city.stages.values()):
             _text(ws, row, 10, _("未入力の事業あり（合計は未確定）"))
         for col in range(1, 11):
@@ -327,12 +335,13 @@ def _summary_sheet(
         ws.cell(row=r, column=9).number_format = RATE_FORMAT
 
 
-def _derived(ws: Worksheet, row: int, latest: Stage | None, *, has_allocation: bool) -> None:
-    """残額 (allocation − the latest published stage) and 執行率 (settlement ÷ February)."""
-    if latest is not None and has_allocation:
+def _derived(ws: Worksheet, row: int, latest: Stage | None, rollup: FundRollup) -> None:
+    """残額 (allocation − the latest published stage) and 執行率 (settlement ÷ February),
+    where the app has them: never over a total that is not final."""
+    if latest is not None and rollup.remaining(latest) is not None:
         latest_col = get_column_letter(3 + latest)
         ws.cell(row=row, column=8, value=f'=IF({latest_col}{row}="","",C{row}-{latest_col}{row})')
-    if latest == Stage.SETTLEMENT:
+    if latest == Stage.SETTLEMENT and rollup.execution_rate is not None:
         feb, settled = (
             get_column_letter(3 + Stage.FEBRUARY),
             get_column_letter(3 + Stage.SETTLEMENT),
@@ -370,8 +379,10 @@ def year_workbook(
         ws = wb.create_sheet(ledger.ward.name_ja[:31])
         ward_sheets[ledger.ward.pk] = write_ward_sheet(ws, ledger, drafts=drafts)
         sheets[ws.title] = ledger.ward
+    whole_city = True
     if wards is not None:
         wanted = {w.pk for w in wards}
+        whole_city = wanted >= {w.ward.pk for w in rollup.wards}
         rollup = CityRollup(
             fiscal_year=rollup.fiscal_year,
             stages=rollup.stages,
@@ -380,7 +391,7 @@ def year_workbook(
             city=rollup.city,
             allocated_to_wards=rollup.allocated_to_wards,
         )
-    _summary_sheet(summary, rollup, ward_sheets, drafts)
+    _summary_sheet(summary, rollup, ward_sheets, drafts, whole_city=whole_city)
     _meta_sheet(wb, fiscal_year, sheets, drafts)
     return _save(wb)
 
@@ -411,7 +422,7 @@ def cross_year_workbook(*, first: int, last: int, drafts_for: Iterable[int] = ()
         values = [
             project.ward.name_ja,
             project.name,
-            project.fiscal_year.label,
+            FiscalYear(year=project.fiscal_year_id).label,  # no query per project
             project.number,
             project.fund.name_ja,
             project.pillar.name if project.pillar else "",
@@ -455,6 +466,15 @@ def _csv_value(value):
     return value
 
 
+def _json_project(header: list[str], row: list) -> dict:
+    """A project of the JSON download: an amount not entered (or not published) is null."""
+    project = dict(zip(header, row, strict=True))
+    for key, value in project.items():
+        if key.endswith("_yen") and value == "":
+            project[key] = None
+    return project
+
+
 def open_data_json(fiscal_year: FiscalYear) -> bytes:
     header, rows = open_data_rows(fiscal_year)
     document = {
@@ -467,6 +487,6 @@ def open_data_json(fiscal_year: FiscalYear) -> bytes:
             timespec="seconds"
         ),
         "columns": header,
-        "projects": [dict(zip(header, row, strict=True)) for row in rows],
+        "projects": [_json_project(header, row) for row in rows],
     }
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")

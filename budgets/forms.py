@@ -207,3 +207,32 @@ class YearRangeForm(forms.Form):
             if last - first > 30:
                 raise forms.ValidationError(_("一度に出力できるのは30年度分までです。"))
         return cleaned
+
+
+class WorkbookImportForm(forms.Form):
+    """The upload of a filled-in entry workbook (Excelで入力する)."""
+
+    file = forms.FileField(
+        label=gettext_lazy("入力したExcelファイル（.xlsx）"),
+        help_text=gettext_lazy(
+            "入力シートからダウンロードしたファイルの、入力受付中の段階の列だけに金額を"
+            "千円単位で入力して保存したものを選んでください（5MBまで）。"
+            "次の画面で変更点を確認してから確定します。"
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".xlsx"}),
+    )
+
+
+class CompareYearsForm(forms.Form):
+    """``/compare/?a=2021&b=2024``: two published years."""
+
+    a = forms.TypedChoiceField(label=gettext_lazy("年度1"), coerce=int, choices=())
+    b = forms.TypedChoiceField(label=gettext_lazy("年度2"), coerce=int, choices=())
+
+    def __init__(self, *args, **kwargs):
+        from wards.models import FiscalYear
+
+        super().__init__(*args, **kwargs)
+        years = FiscalYear.objects.filter(published_stage__isnull=False).order_by("-year")
+        choices = [(y.year, y.short_label) for y in years]
+        self.fields["a"].choices = self.fields["b"].choices = choices

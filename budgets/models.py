@@ -4,6 +4,7 @@ from concurrency.fields import AutoIncVersionField, IntegerVersionField
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from kumamachi.audit import AuditedModel, audit_history
@@ -34,6 +35,11 @@ class Fund(AuditedModel):
 
     def __str__(self) -> str:
         return self.name_ja
+
+    @property
+    def display_name(self) -> str:
+        """The name in the reader's language (Japanese unless English is chosen)."""
+        return self.name_en if (get_language() or "ja").startswith("en") else self.name_ja
 
 
 class Allocation(AuditedModel):

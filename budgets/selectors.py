@@ -876,3 +876,76 @@ def cross_year_projects(*, first: int, last: int) -> list[CrossYearItem]:
             item.project.fiscal_year_id,
         ),
     )
+
+
+# --- Search ----------------------------------------------------------------------------------
+
+
+def project_search_rows() -> QuerySet[Project]:
+    """Every project of every year with its figures, each stage only where that project's
+    year has published it (the gate is in the SQL, so drafts never come back)."""
+    annotations = {}
+    for stage in Stage:
+        shown = Q(figures__stage=stage, fiscal_year__published_stage__gte=stage)
+        annotations[f"amount_{stage}"] = Max("figures__amount", filter=shown)
+        annotations[f"entered_{stage}"] = Count("figures", filter=shown)
+    return (
+        Project.objects.filter(fiscal_year__published_stage__isnull=False)
+        .select_related("ward", "fiscal_year", "pillar", "fund")
+        .annotate(**annotations)
+        .order_by("-fiscal_year", "ward__position", "position", "id")
+    )
+
+
+@dataclass(frozen=True)
+class YearComparison:
+    fiscal_year: FiscalYear
+    funds: list[FundRollup]
+
+
+def previous_year_totals(*, fiscal_year: FiscalYear, ward: Ward) -> YearComparison | None:
+    """The ward's fund totals in the latest earlier year with published figures."""
+    previous = (
+        FiscalYear.objects.filter(year__lt=fiscal_year.year, published_stage__isnull=False)
+        .order_by("-year")
+        .first()
+    )
+    if previous is None:
+        return None
+    visible = previous.published_stages
+    projects = Project.objects.filter(fiscal_year=previous, ward=ward)
+    by_fund = _grouped_totals(projects, ["fund_id"], visible)
+    allocations = {
+        fund_id: amount
+        for (ward_id, fund_id), amount in _allocations(previous).items()
+        if ward_id == ward.pk
+    }
+    funds = [
+        FundRollup(
+            fund=fund,
+            stages=_stage_totals(by_fund.get((fund.id,)), visible),
+            allocation=allocations.get(fund.id),
+        )
+        for fund in fund_list()
+    ]
+    return YearComparison(fiscal_year=previous, funds=funds)
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    ward: Ward
+    fund: Fund
+    first: FundRollup
+    second: FundRollup
+
+
+def compare_rows(first: CityRollup, second: CityRollup) -> list[CompareRow]:
+    """Ward × fund rows of two years' rollups (both already aggregated in SQL)."""
+    rows = []
+    for index, fund in enumerate(first.funds):
+        for ward_a, ward_b in zip(first.wards, second.wards, strict=True):
+            a, b = ward_a.funds[index], ward_b.funds[index]
+            if a.is_empty and b.is_empty:
+                continue
+            rows.append(CompareRow(ward=ward_a.ward, fund=fund, first=a, second=b))
+    return rows

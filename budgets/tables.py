@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -26,9 +27,27 @@ from budgets.selectors import (
 )
 from wards.models import Stage
 
+GLOSSARY_ANCHORS = {
+    "stage_1": "tousho",
+    "stage_2": "hosei",
+    "stage_3": "hosei",
+    "stage_4": "kessan",
+    "rate": "shikkouritsu",
+    "unspent": "fuyougaku",
+    "allocation": "haibun",
+    "remaining": "haibun",
+}
+
+
+def glossary_link(label, anchor: str) -> SafeString:
+    return format_html(
+        '<a href="{}#{}" class="term">{}</a>', reverse("budgets:glossary"), anchor, label
+    )
+
 
 class LedgerTable(tables.Table):
-    """Base: a caption, a row-header column and classes by row kind."""
+    """Base: a caption, a row-header column and classes by row kind. Headers that use a
+    budget term link to its entry in the glossary (unless the column sorts: no nested links)."""
 
     row_header = "name"
 
@@ -36,6 +55,10 @@ class LedgerTable(tables.Table):
         super().__init__(data, **kwargs)
         self.caption = caption
         self.caption_id = caption_id
+        for name, anchor in GLOSSARY_ANCHORS.items():
+            if name in self.columns and not self.columns[name].orderable:
+                column = self.columns[name].column
+                column.verbose_name = glossary_link(column.verbose_name, anchor)
 
     class Meta:
         template_name = "tables/ledger.html"
@@ -117,7 +140,9 @@ class WardLedgerTable(LedgerTable):
         if project.is_new:
             badges.append(format_html(' <span class="badge new">{}</span>', _("新規")))
         if record.get("other_fund"):
-            badges.append(format_html(' <span class="badge fund">{}</span>', project.fund.name_ja))
+            badges.append(
+                format_html(' <span class="badge fund">{}</span>', project.fund.display_name)
+            )
         return format_html('<a href="{}">{}</a>{}', url, project.name, *badges or [""])
 
     def render_number(self, record):
@@ -144,7 +169,7 @@ def ward_ledger_rows(ledger: WardLedger) -> list[dict]:
                 {
                     "kind": "subtotal",
                     "fund_id": fund_id,
-                    "label": _("小計（%(fund)s）") % {"fund": rollup.fund.name_ja},
+                    "label": _("小計（%(fund)s）") % {"fund": rollup.fund.display_name},
                     "stages": rollup.stages,
                     "rate": rollup.execution_rate,
                 }
@@ -181,7 +206,7 @@ def ward_ledger_rows(ledger: WardLedger) -> list[dict]:
             {
                 "kind": "total",
                 "fund_id": rollup.fund.id,
-                "label": _("%(fund)s 合計") % {"fund": rollup.fund.name_ja},
+                "label": _("%(fund)s 合計") % {"fund": rollup.fund.display_name},
                 "stages": rollup.stages,
                 "printed": rollup.printed,
                 "rate": rollup.execution_rate,
@@ -243,18 +268,18 @@ class CityFundTable(LedgerTable):
         )
         self.latest_stage = stages[-1] if stages else None
         if self.latest_stage is not None:
-            self.columns["remaining"].column.verbose_name = _("残額（%(stage)s時点）") % {
-                "stage": self.latest_stage.label
-            }
+            self.columns["remaining"].column.verbose_name = glossary_link(
+                _("残額（%(stage)s時点）") % {"stage": self.latest_stage.label}, "haibun"
+            )
 
     def render_name(self, record):
         if record["kind"] == "city":
             return _("市全体")
         ward = record["ward"]
         if not record["has_data"]:
-            return ward.name_ja
+            return ward.display_name
         url = reverse("budgets:ward", kwargs={"year": record["year"], "ward": ward.slug})
-        return format_html('<a href="{}">{}</a>', url, ward.name_ja)
+        return format_html('<a href="{}">{}</a>', url, ward.display_name)
 
     def render_allocation(self, record):
         allocation = record["rollup"].allocation
@@ -403,3 +428,74 @@ class OpenDataTable(tables.Table):
 
     def value_is_new(self, value):
         return bool(value)
+
+
+# --- Search results ---------------------------------------------------------------------------
+
+
+class SearchStageColumn(tables.Column):
+    """A stage's figure in a search result: only where the row's year has published it."""
+
+    def __init__(self, stage: Stage, **kwargs):
+        self.stage = stage
+        kwargs.setdefault("verbose_name", stage.label)
+        kwargs.setdefault("accessor", f"amount_{int(stage)}")
+        kwargs.setdefault("attrs", {"th": {"class": "num"}, "td": {"class": "num"}})
+        kwargs.setdefault("empty_values", ())
+        kwargs.setdefault("order_by", (f"amount_{int(stage)}",))
+        super().__init__(**kwargs)
+
+    def render(self, record):
+        published = record.fiscal_year.published_stage or 0
+        stages = [s for s in Stage if s <= published]
+        return formatting.total_html(project_stage_totals(record, stages)[self.stage])
+
+
+class SearchTable(LedgerTable):
+    """Search results: one row per project, sortable, paginated."""
+
+    year = tables.Column(
+        verbose_name=gettext_lazy("年度"), accessor="fiscal_year__year", order_by=("fiscal_year",)
+    )
+    ward = tables.Column(
+        verbose_name=gettext_lazy("区"), accessor="ward__name_ja", order_by=("ward__position",)
+    )
+    number = tables.Column(verbose_name=gettext_lazy("№"), orderable=False, default="")
+    name = tables.Column(verbose_name=gettext_lazy("事業名"))
+    pillar = tables.Column(
+        verbose_name=gettext_lazy("まちづくりの方向性"), accessor="pillar__name", default=""
+    )
+    fund = tables.Column(
+        verbose_name=gettext_lazy("経費"), accessor="fund__name_ja", order_by=("fund__position",)
+    )
+
+    class Meta(LedgerTable.Meta):
+        orderable = True
+        row_attrs = {"class": "row-project"}
+        empty_text = gettext_lazy("条件に合う事業はありません。")
+
+    def __init__(self, data, **kwargs):
+        super().__init__(
+            data,
+            extra_columns=[(f"stage_{int(s)}", SearchStageColumn(s)) for s in Stage],
+            **kwargs,
+        )
+
+    def render_year(self, record):
+        return record.fiscal_year.short_label
+
+    def render_ward(self, record):
+        return record.ward.display_name
+
+    def render_fund(self, record):
+        return record.fund.display_name
+
+    def render_name(self, record):
+        url = reverse(
+            "budgets:project",
+            kwargs={"year": record.fiscal_year_id, "ward": record.ward.slug, "pk": record.pk},
+        )
+        badge = (
+            format_html(' <span class="badge new">{}</span>', _("新規")) if record.is_new else ""
+        )
+        return format_html('<a href="{}">{}</a>{}', url, record.name, badge)

@@ -8,6 +8,9 @@ app_name = "budgets"
 urlpatterns = [
     path("", views.city, name="home"),
     path("data/", views.open_data, name="data"),
+    path("search/", views.search, name="search"),
+    path("compare/", views.compare, name="compare"),
+    path("glossary/", views.glossary, name="glossary"),
     path("export.xlsx", views.cross_year_export, name="cross-year-export"),
     path("<int:year>/export.xlsx", views.year_export, name="year-export"),
     path("<int:year>/data.csv", views.open_data_csv, name="data-csv"),
@@ -35,4 +38,5 @@ urlpatterns = [
     path("staff/<int:year>/<slug:ward>/submit/", views.staff_submit, name="staff-submit"),
     path("staff/<int:year>/<slug:ward>/export.xlsx", views.staff_export, name="staff-ward-export"),
     path("staff/<int:year>/<slug:ward>/return/", views.staff_return, name="staff-return"),
+    path("staff/<int:year>/<slug:ward>/import/", views.staff_import, name="staff-import"),
 ]

@@ -1,6 +1,8 @@
 """Public pages (the city, a ward and a project of a fiscal year: published stages only)
 and the staff screens (entry sheet, stage workflow, corrections, history)."""
 
+from urllib.parse import quote
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -8,13 +10,25 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
+from django_tables2 import RequestConfig
 
-from budgets import exports, selectors, services
+from budgets import charts, exports, imports, selectors, services
 from budgets.exports import XLSX_CONTENT_TYPE as XLSX
-from budgets.forms import CorrectionForm, EntrySheetForm, ReasonForm, YearRangeForm, entry_initial
+from budgets.filters import ProjectSearchFilter
+from budgets.forms import (
+    CompareYearsForm,
+    CorrectionForm,
+    EntrySheetForm,
+    ReasonForm,
+    WorkbookImportForm,
+    YearRangeForm,
+    entry_initial,
+)
 from budgets.tables import (
     CityFundTable,
+    SearchTable,
     WardLedgerTable,
     WardTotalsTable,
     correction_targets,
@@ -26,11 +40,12 @@ from wards import selectors as ward_selectors
 from wards.models import Stage
 
 
+def _public_years() -> list:
+    return list(ward_selectors.fiscal_year_public_list())
+
+
 def _years_context(fiscal_year) -> dict:
-    return {
-        "fiscal_year": fiscal_year,
-        "public_years": list(ward_selectors.fiscal_year_public_list()),
-    }
+    return {"fiscal_year": fiscal_year, "public_years": _public_years()}
 
 
 def city(request: HttpRequest, year: int | None = None) -> HttpResponse:
@@ -46,7 +61,7 @@ def city(request: HttpRequest, year: int | None = None) -> HttpResponse:
             rollup,
             index,
             caption=_("%(year)s %(fund)s（単位：千円）")
-            % {"year": fiscal_year.wareki, "fund": fund.name_ja},
+            % {"year": fiscal_year.short_label, "fund": fund.display_name},
             caption_id=f"city-{fund.code}",
         )
         for index, fund in enumerate(rollup.funds)
@@ -59,9 +74,13 @@ def city(request: HttpRequest, year: int | None = None) -> HttpResponse:
             **_years_context(fiscal_year),
             "rollup": rollup,
             "fund_tables": [
-                (fund, table, city_total, rollup.allocated_to_wards.get(fund.id))
-                for fund, table, city_total in zip(
-                    rollup.funds, fund_tables, rollup.city, strict=True
+                (fund, table, city_total, rollup.allocated_to_wards.get(fund.id), chart)
+                for fund, table, city_total, chart in zip(
+                    rollup.funds,
+                    fund_tables,
+                    rollup.city,
+                    [charts.city_chart(rollup, i) for i in range(len(rollup.funds))],
+                    strict=True,
                 )
             ],
             "partial_ward_years": [wy for wy in ward_years if not wy.projects_complete],
@@ -74,10 +93,11 @@ def ward(request: HttpRequest, year: int, ward: str) -> HttpResponse:
     fiscal_year = ward_selectors.fiscal_year_get(year=year)
     ward_obj = ward_selectors.ward_get(slug=ward)
     ledger = selectors.ward_ledger(fiscal_year=fiscal_year, ward=ward_obj)
+    previous_year = selectors.previous_year_totals(fiscal_year=fiscal_year, ward=ward_obj)
     table = WardLedgerTable(
         ledger,
         caption=_("%(year)s %(ward)s の事業（単位：千円）")
-        % {"year": fiscal_year.wareki, "ward": ward_obj.name_ja},
+        % {"year": fiscal_year.short_label, "ward": ward_obj.display_name},
         caption_id="ward-ledger",
     )
     return render(
@@ -90,6 +110,13 @@ def ward(request: HttpRequest, year: int, ward: str) -> HttpResponse:
             "ward_year": ward_selectors.ward_year_get(ward=ward_obj, fiscal_year=fiscal_year),
             "ledger": ledger,
             "table": table,
+            "stage_chart": charts.ward_stage_chart(ledger),
+            "pillar_chart": charts.ward_pillar_chart(ledger),
+            "previous_year": previous_year,
+            "comparison_rows": list(zip(ledger.fund_totals, previous_year.funds, strict=True))
+            if previous_year
+            else [],
+            "stages_all": list(Stage),
         },
     )
 
@@ -101,8 +128,54 @@ def project(request: HttpRequest, year: int, ward: str, pk: int) -> HttpResponse
     return render(
         request,
         "budgets/project.html",
-        {**_years_context(fiscal_year), "ward": ward_obj, "detail": detail},
+        {
+            **_years_context(fiscal_year),
+            "ward": ward_obj,
+            "detail": detail,
+            "chart": charts.project_chart(detail),
+        },
     )
+
+
+def search(request: HttpRequest) -> HttpResponse:
+    project_filter = ProjectSearchFilter(
+        request.GET or None, queryset=selectors.project_search_rows()
+    )
+    rows = project_filter.qs if project_filter.is_bound else selectors.project_search_rows()
+    table = SearchTable(rows, caption=_("検索結果（単位：千円）"), caption_id="search-results")
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    return render(
+        request,
+        "budgets/search.html",
+        {"filter": project_filter, "table": table, "public_years": _public_years()},
+        status=400 if project_filter.is_bound and project_filter.errors else 200,
+    )
+
+
+def compare(request: HttpRequest) -> HttpResponse:
+    """Two years of the city side by side: each ward's totals per fund and stage."""
+    form = CompareYearsForm(request.GET)
+    if not form.is_valid():
+        return render(request, "budgets/bad_request.html", {"form": form}, status=400)
+    rollups = [
+        selectors.city_rollup(fiscal_year=ward_selectors.fiscal_year_get(year=year))
+        for year in (form.cleaned_data["a"], form.cleaned_data["b"])
+    ]
+    return render(
+        request,
+        "budgets/compare.html",
+        {
+            "public_years": _public_years(),
+            "fiscal_year": None,
+            "rollups": rollups,
+            "rows": selectors.compare_rows(rollups[0], rollups[1]),
+            "stages": list(Stage),
+        },
+    )
+
+
+def glossary(request: HttpRequest) -> HttpResponse:
+    return render(request, "budgets/glossary.html", {"public_years": _public_years()})
 
 
 # --- Staff ------------------------------------------------------------------------------------
@@ -364,24 +437,44 @@ def staff_project(request: HttpRequest, pk: int) -> HttpResponse:
 # --- Downloads --------------------------------------------------------------------------------
 
 
-def _download(content: bytes, filename: str, content_type: str) -> HttpResponse:
+def _download(
+    content: bytes, filename: str, content_type: str, ascii_name: str | None = None
+) -> HttpResponse:
     response = HttpResponse(content, content_type=content_type)
-    # RFC 5987 filename* for the Japanese name, with an ASCII fallback.
-    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Content-Disposition"] = attachment_header(filename, ascii_name)
     return response
+
+
+def attachment_header(filename: str, ascii_name: str | None = None) -> str:
+    """RFC 6266/5987: an ASCII filename for old clients and filename* with the Japanese one."""
+    if filename.isascii():
+        return content_disposition_header(True, filename)
+    fallback = ascii_name or filename.encode("ascii", "ignore").decode() or "kumamachi"
+    fallback = fallback.replace("\\", "_").replace('"', "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
 
 
 def year_export(request: HttpRequest, year: int) -> HttpResponse:
     fiscal_year = ward_selectors.fiscal_year_get(year=year)
     content = exports.year_workbook(fiscal_year=fiscal_year)
-    return _download(content, f"{fiscal_year.wareki}_区のまちづくり予算.xlsx", XLSX)
+    return _download(
+        content,
+        f"{fiscal_year.wareki}_区のまちづくり予算.xlsx",
+        XLSX,
+        f"kumamachi_{fiscal_year.year}.xlsx",
+    )
 
 
 def ward_export(request: HttpRequest, year: int, ward: str) -> HttpResponse:
     fiscal_year = ward_selectors.fiscal_year_get(year=year)
     ward_obj = ward_selectors.ward_get(slug=ward)
     content = exports.year_workbook(fiscal_year=fiscal_year, wards=[ward_obj])
-    return _download(content, f"{fiscal_year.wareki}_{ward_obj.name_ja}.xlsx", XLSX)
+    return _download(
+        content,
+        f"{fiscal_year.wareki}_{ward_obj.name_ja}.xlsx",
+        XLSX,
+        f"kumamachi_{fiscal_year.year}_{ward_obj.slug}.xlsx",
+    )
 
 
 def cross_year_export(request: HttpRequest) -> HttpResponse:
@@ -390,7 +483,9 @@ def cross_year_export(request: HttpRequest) -> HttpResponse:
         return render(request, "budgets/bad_request.html", {"form": form}, status=400)
     first, last = form.cleaned_data["first"], form.cleaned_data["last"]
     content = exports.cross_year_workbook(first=first, last=last)
-    return _download(content, f"年度比較_{first}-{last}.xlsx", XLSX)
+    return _download(
+        content, f"年度比較_{first}-{last}.xlsx", XLSX, f"kumamachi_{first}-{last}.xlsx"
+    )
 
 
 def open_data_csv(request: HttpRequest, year: int) -> HttpResponse:
@@ -432,4 +527,151 @@ def staff_export(request: HttpRequest, year: int, ward: str | None = None) -> Ht
         drafts=True,
     )
     name = wards[0].name_ja if len(wards) == 1 else "担当区"
-    return _download(content, f"{fiscal_year.wareki}_{name}_入力中.xlsx", XLSX)
+    slug = wards[0].slug if len(wards) == 1 else "wards"
+    return _download(
+        content,
+        f"{fiscal_year.wareki}_{name}_入力中.xlsx",
+        XLSX,
+        f"kumamachi_{fiscal_year.year}_{slug}_draft.xlsx",
+    )
+
+
+# --- Importing a filled-in workbook (Excelで入力する) ------------------------------------------
+# Kept together here at the end of the module. The CSRF check reads the request body, so
+# the outer view turns it off and runs it itself once the body's size is known to be allowed.
+
+
+def _import_page(
+    request: HttpRequest,
+    fiscal_year,
+    ward_obj,
+    *,
+    error: str = "",
+    closed: str | None = None,
+    form: WorkbookImportForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    return render(
+        request,
+        "staff/import.html",
+        {
+            "fiscal_year": fiscal_year,
+            "ward": ward_obj,
+            "form": form or WorkbookImportForm(),
+            "error": error,
+            "closed": closed,
+            "max_size": imports.size_text(imports.MAX_UPLOAD_BYTES),
+        },
+        status=status,
+    )
+
+
+def _import_preview(request: HttpRequest, fiscal_year, ward_obj, status: int, **context):
+    return render(
+        request,
+        "staff/import_preview.html",
+        {
+            "fiscal_year": fiscal_year,
+            "ward": ward_obj,
+            "form": WorkbookImportForm(),
+            "problems": [],
+            "notices": [],
+            "token": "",
+            "rejected": False,
+            **context,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@csrf_exempt  # checked by _staff_import (csrf_protect) after the size check
+def staff_import(request: HttpRequest, year: int, ward: str) -> HttpResponse:
+    """Upload a filled-in workbook, preview its changes, confirm them."""
+    fiscal_year = ward_selectors.fiscal_year_get(year=year)
+    ward_obj = _ward_for_staff(request, ward)
+    if request.method == "POST" and imports.request_too_large(request.META.get("CONTENT_LENGTH")):
+        # Refused before a byte of the body is read.
+        return _import_page(
+            request, fiscal_year, ward_obj, error=imports.too_large_message(), status=400
+        )
+    return _staff_import(request, fiscal_year=fiscal_year, ward_obj=ward_obj)
+
+
+@csrf_protect
+def _staff_import(request: HttpRequest, *, fiscal_year, ward_obj) -> HttpResponse:
+    closed = imports.import_closed_reason(user=request.user, fiscal_year=fiscal_year, ward=ward_obj)
+    if request.method != "POST":
+        return _import_page(request, fiscal_year, ward_obj, closed=closed)
+    if "token" in request.POST:
+        return _import_confirm(request, fiscal_year, ward_obj)
+    if closed:
+        return _import_page(request, fiscal_year, ward_obj, error=closed, closed=closed, status=400)
+    form = WorkbookImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _import_page(request, fiscal_year, ward_obj, form=form, status=400)
+    upload = form.cleaned_data["file"]
+    file_name = imports.upload_name(upload.name)
+    try:
+        result = imports.read_workbook(upload, fiscal_year=fiscal_year, ward=ward_obj)
+    except imports.ImportRefused as refused:
+        return _import_page(
+            request,
+            fiscal_year,
+            ward_obj,
+            error=_("「%(name)s」を取り込めません：%(message)s")
+            % {"name": file_name, "message": refused.message},
+            status=400,
+        )
+    token = ""
+    if result.ok and result.changes:
+        token = imports.sign_changes(user=request.user, result=result, file_name=file_name)
+    return _import_preview(
+        request,
+        fiscal_year,
+        ward_obj,
+        200 if result.ok else 400,
+        stage=result.stage,
+        file_name=file_name,
+        changes=result.changes,
+        problems=[str(p) for p in result.problems],
+        notices=[str(n) for n in result.notices],
+        generated_at=result.generated_label,
+        token=token,
+    )
+
+
+def _import_confirm(request: HttpRequest, fiscal_year, ward_obj) -> HttpResponse:
+    try:
+        signed = imports.unsign_changes(
+            request.POST.get("token", ""), user=request.user, fiscal_year=fiscal_year, ward=ward_obj
+        )
+    except imports.ImportRefused as refused:
+        return _import_page(request, fiscal_year, ward_obj, error=refused.message, status=400)
+    try:
+        changed = services.figures_save_sheet(
+            user=request.user,
+            fiscal_year=fiscal_year,
+            ward=ward_obj,
+            rows=signed.sheet_rows(),
+            stage=signed.stage,
+        )
+    except services.SaveRejected as rejected:
+        return _import_preview(
+            request,
+            fiscal_year,
+            ward_obj,
+            409 if rejected.conflict else 400,
+            stage=signed.stage,
+            file_name=signed.file_name,
+            changes=signed.changes,
+            problems=[p.message for p in rejected.problems],
+            rejected=True,
+        )
+    messages.success(
+        request,
+        _("「%(name)s」から取り込みました（%(n)d件の変更）。")
+        % {"name": signed.file_name, "n": changed},
+    )
+    return redirect("budgets:staff-sheet", year=fiscal_year.year, ward=ward_obj.slug)

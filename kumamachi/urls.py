@@ -14,5 +14,6 @@ urlpatterns = [
         RedirectView.as_view(pattern_name="budgets:staff-login", query_string=True),
     ),
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("budgets.urls")),
 ]

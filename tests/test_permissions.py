@@ -99,6 +99,12 @@ URL_RULES = {
     "budgets:ward": _public,
     "budgets:project": _public,
     "budgets:data": _public,
+    "budgets:search": _public,
+    "budgets:glossary": _public,
+    # Without ?a=&b= the comparison answers a form error.
+    "budgets:compare": lambda role, owner: BAD_REQUEST,
+    # Django's set_language: a GET without "next" goes back to the home page.
+    "set_language": lambda role, owner: REDIRECT,
     "budgets:year-export": _public,
     "budgets:ward-export": _public,
     "budgets:data-csv": _public,
@@ -119,6 +125,7 @@ URL_RULES = {
     "budgets:staff-publish": _staff(_post_only),
     "budgets:staff-submit": _staff(_post_only),
     "budgets:staff-return": _staff(_post_only),
+    "budgets:staff-import": _staff(_own_ward_or_planner),
     # The admin site's own pages.
     "admin:index": _admin_page(lambda role, owner: OK),
     # Both the admin's login page and the redirect in front of it send to /staff/login/,

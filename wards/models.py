@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from kumamachi.audit import AuditedModel, audit_history
@@ -34,6 +35,10 @@ class Stage(models.IntegerChoices):
 
 def _stage_in_range(field: str) -> Q:
     return Q(**{f"{field}__gte": Stage.INITIAL, f"{field}__lte": Stage.SETTLEMENT})
+
+
+def _english() -> bool:
+    return (get_language() or "ja").startswith("en")
 
 
 def wareki_year(year: int) -> str:
@@ -79,6 +84,11 @@ class Ward(models.Model):
     @property
     def is_pool(self) -> bool:
         return self.kind == self.Kind.POOL
+
+    @property
+    def display_name(self) -> str:
+        """The name in the reader's language (Japanese unless English is chosen)."""
+        return self.name_en if _english() else self.name_ja
 
 
 class FiscalYear(AuditedModel):
@@ -138,7 +148,13 @@ class FiscalYear(AuditedModel):
 
     @property
     def label(self) -> str:
-        return f"{self.wareki} ({self.year}年度)"
+        """令和3年度 (2021年度) in Japanese, FY2021 in English."""
+        return f"FY{self.year}" if _english() else f"{self.wareki} ({self.year}年度)"
+
+    @property
+    def short_label(self) -> str:
+        """令和3年度 in Japanese, FY2021 in English."""
+        return f"FY{self.year}" if _english() else self.wareki
 
     @property
     def published_stages(self) -> list[Stage]:

@@ -1,0 +1,65 @@
+"""The search across all wards and years (django-filter): published projects only."""
+
+import django_filters
+from django import forms
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from budgets.models import Fund, Project
+from wards.models import FiscalYear, VisionPillar, Ward
+
+
+class PillarChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.fiscal_year.wareki} {obj.ward.name_ja}：{obj.name}"
+
+
+class PillarFilter(django_filters.ModelChoiceFilter):
+    field_class = PillarChoiceField
+
+
+class ProjectSearchFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        label=_("ことば（事業名・事業概要）"), method="filter_words", max_length=100
+    )
+    fiscal_year = django_filters.ModelChoiceFilter(
+        label=_("年度"),
+        queryset=FiscalYear.objects.filter(published_stage__isnull=False).order_by("-year"),
+        empty_label=_("すべての年度"),
+    )
+    ward = django_filters.ModelChoiceFilter(
+        label=_("区"),
+        queryset=Ward.objects.order_by("position"),
+        to_field_name="slug",
+        empty_label=_("すべての区"),
+    )
+    pillar = PillarFilter(
+        label=_("まちづくりの方向性"),
+        queryset=VisionPillar.objects.filter(fiscal_year__published_stage__isnull=False)
+        .select_related("fiscal_year", "ward")
+        .order_by("-fiscal_year", "ward__position", "position"),
+        empty_label=_("すべての方向性"),
+    )
+    fund = django_filters.ModelChoiceFilter(
+        label=_("経費"),
+        queryset=Fund.objects.order_by("position"),
+        to_field_name="code",
+        empty_label=_("すべての経費"),
+    )
+    is_new = django_filters.BooleanFilter(
+        label=_("新規事業のみ"),
+        widget=forms.CheckboxInput,
+        method="filter_new",
+    )
+
+    class Meta:
+        model = Project
+        fields = ["q", "fiscal_year", "ward", "pillar", "fund", "is_new"]
+
+    def filter_words(self, queryset, name, value):
+        for word in value.split():
+            queryset = queryset.filter(Q(name__icontains=word) | Q(summary__icontains=word))
+        return queryset
+
+    def filter_new(self, queryset, name, value):
+        return queryset.filter(is_new=True) if value else queryset
