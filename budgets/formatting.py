@@ -4,8 +4,8 @@ from decimal import Decimal
 
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from budgets.selectors import StageTotal, TotalState
 
@@ -75,3 +75,13 @@ def _total_state_html(total: StageTotal) -> SafeString:
             missing,
         )
     return format_html('<span class="amount">{}</span>', sen(total.value))
+
+
+def ja_text(value) -> SafeString | str:
+    """Japanese source text (project names, summaries) marked lang="ja" on pages in
+    another language, so screen readers read it in Japanese (WCAG 3.1.2)."""
+    if value in (None, ""):
+        return ""
+    if (get_language() or "ja").startswith("ja"):
+        return value
+    return format_html('<span lang="ja">{}</span>', value)

@@ -143,7 +143,9 @@ class WardLedgerTable(LedgerTable):
             badges.append(
                 format_html(' <span class="badge fund">{}</span>', project.fund.display_name)
             )
-        return format_html('<a href="{}">{}</a>{}', url, project.name, *badges or [""])
+        return format_html(
+            '<a href="{}">{}</a>{}', url, formatting.ja_text(project.name), *badges or [""]
+        )
 
     def render_number(self, record):
         return record["project"].number if record["kind"] == "project" else ""
@@ -498,4 +500,4 @@ class SearchTable(LedgerTable):
         badge = (
             format_html(' <span class="badge new">{}</span>', _("新規")) if record.is_new else ""
         )
-        return format_html('<a href="{}">{}</a>{}', url, record.name, badge)
+        return format_html('<a href="{}">{}</a>{}', url, formatting.ja_text(record.name), badge)
