@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from budgets.formatting import sen
-from budgets.selectors import CityRollup, ProjectDetail, StageTotal, WardLedger
+from budgets.selectors import CityRollup, FundRollup, ProjectDetail, StageTotal, WardLedger
 from wards.models import Stage
 
 # Colours with at least 3:1 contrast against white (WCAG 1.4.11 for graphics).
@@ -178,25 +178,7 @@ def city_chart(rollup: CityRollup, fund_index: int = 0) -> Chart | None:
         fund_rollup = ward_rollup.funds[fund_index]
         if fund_rollup.is_empty:
             continue
-        bars = [
-            Bar(
-                label=str(stage.label),
-                value=_value(fund_rollup.stages[stage]),
-                colour=STAGE_COLOURS[stage],
-                note=_("未確定"),
-            )
-            for stage in rollup.stages
-        ]
-        groups.append(
-            BarGroup(
-                label=ward_rollup.ward.display_name,
-                bars=bars,
-                marker=fund_rollup.allocation,
-                marker_label=_("配分額 %(amount)s千円") % {"amount": sen(fund_rollup.allocation)}
-                if fund_rollup.allocation
-                else "",
-            )
-        )
+        groups.append(_stage_group(ward_rollup.ward.display_name, fund_rollup, rollup.stages))
         sentence = _describe_totals(
             ward_rollup.ward.display_name, rollup.stages, fund_rollup.stages
         )
@@ -217,6 +199,26 @@ def city_chart(rollup: CityRollup, fund_index: int = 0) -> Chart | None:
     )
 
 
+def _stage_group(label: str, rollup: FundRollup, stages) -> BarGroup:
+    """One bar per stage for a fund rollup, with its allocation as the marker line."""
+    return BarGroup(
+        label=label,
+        bars=[
+            Bar(
+                label=str(stage.label),
+                value=_value(rollup.stages[stage]),
+                colour=STAGE_COLOURS[stage],
+                note=_("未確定"),
+            )
+            for stage in stages
+        ],
+        marker=rollup.allocation,
+        marker_label=_("配分額 %(amount)s千円") % {"amount": sen(rollup.allocation)}
+        if rollup.allocation
+        else "",
+    )
+
+
 def ward_stage_chart(ledger: WardLedger) -> Chart | None:
     """The ward's fund totals from the initial budget to settlement, against the allocation."""
     if not ledger.stages:
@@ -225,24 +227,7 @@ def ward_stage_chart(ledger: WardLedger) -> Chart | None:
     for rollup in ledger.fund_totals:
         if rollup.is_empty or all(t.projects == 0 for t in rollup.stages.values()):
             continue
-        groups.append(
-            BarGroup(
-                label=rollup.fund.display_name[:6],
-                bars=[
-                    Bar(
-                        label=str(s.label),
-                        value=_value(rollup.stages[s]),
-                        colour=STAGE_COLOURS[s],
-                        note=_("未確定"),
-                    )
-                    for s in ledger.stages
-                ],
-                marker=rollup.allocation,
-                marker_label=_("配分額 %(amount)s千円") % {"amount": sen(rollup.allocation)}
-                if rollup.allocation
-                else "",
-            )
-        )
+        groups.append(_stage_group(rollup.fund.display_name[:6], rollup, ledger.stages))
         sentences.append(_describe_totals(rollup.fund.display_name, ledger.stages, rollup.stages))
     if not groups:
         return None
