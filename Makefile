@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint migrate seed serve clean messages
+.PHONY: install run test lint migrate seed serve clean messages bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,10 @@ test: lint node_modules/.installed
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache node_modules
+
+# Benchmarks (BENCHMARKS.md): fresh SQLite (and PostgreSQL with BENCH_PG=1 or a postgres
+# DATABASE_URL) databases, seed, measure, generate BENCH_SCALE (large or smoke), measure.
+# Writes bench/results.json and prints the report. See bench/README.md for the variables.
+BENCH_SCALE ?= large
+bench: $(STAMP)
+	BENCH_SCALE=$(BENCH_SCALE) $(BIN)/python -m bench.run
