@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint migrate seed serve clean messages bench
+.PHONY: install run test lint migrate seed serve clean messages bench bench-load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,14 @@ clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache node_modules
 
 # Benchmarks (BENCHMARKS.md): fresh SQLite (and PostgreSQL with BENCH_PG=1 or a postgres
-# DATABASE_URL) databases, seed, measure, generate BENCH_SCALE (large or smoke), measure.
-# Writes bench/results.json and prints the report. See bench/README.md for the variables.
+# DATABASE_URL) databases, seed, measure, generate BENCH_SCALE (large or smoke), measure,
+# then the load test (gunicorn + wrk; BENCH_LOAD=0 skips it). Writes bench/results.json and
+# prints the report. See bench/README.md for the variables.
 BENCH_SCALE ?= large
 bench: $(STAMP)
 	BENCH_SCALE=$(BENCH_SCALE) $(BIN)/python -m bench.run
+
+# The load test alone, on a database kept by BENCH_KEEP=1 (DATABASE_URL names it), e.g.
+#   make bench-load DATABASE_URL=postgres://postgres@127.0.0.1:5432/kumamachi_bench
+bench-load: $(STAMP)
+	BENCH_SCALE=$(BENCH_SCALE) $(BIN)/python -m bench.load

@@ -681,6 +681,8 @@ def measure(
             "import_runs": import_runs,
         },
         "requests": {},
+        # Anything else running on the machine shows here (the figures assume nothing).
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
     log(f"Measuring scale {scale!r} on {connection.vendor}: {result['data']}")
     urls = page_urls(targets)
@@ -715,6 +717,7 @@ def measure(
     result["requests"].update(staff.pop("requests", {}))
     result.update(staff)
     result["seconds"] = round(time.perf_counter() - started, 1)
+    result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     if out:
         data = load_results(out)
         run = _vendor_run(data, connection.vendor)
@@ -878,7 +881,9 @@ def report(data: dict, vendors: list[str] | None = None) -> str:
                 f" {d['figures']:,} figures; year {scales[name]['targets']['year']}, ward "
                 f"{scales[name]['targets']['ward']}, 10 years "
                 f"{scales[name]['targets']['cross_from']}–{scales[name]['targets']['cross_to']}"
-                f" (measured in {scales[name].get('seconds', 0):.0f} s"
+                f" (measured in {scales[name].get('seconds', 0):.0f} s, load average "
+                f"{scales[name].get('loadavg_start', ['?'])[0]} → "
+                f"{scales[name].get('loadavg_end', ['?'])[0]}"
                 + (", DEBUG on" if scales[name].get("debug") else "")
                 + ")"
             )
@@ -1001,6 +1006,9 @@ def report(data: dict, vendors: list[str] | None = None) -> str:
             )
             met = sum(1 for c in checks if c["ok"])
             lines.append(f"\n{met} of {len(checks)} targets met.")
+        from bench.load import report_lines  # no Django at import
+
+        lines += report_lines(run)
     return "\n".join(lines)
 
 
@@ -1011,11 +1019,12 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "yes", "true", "on")
 
 
-def _step(args: list[str], env: dict, timeout: float) -> None:
-    print(f"$ manage.py {' '.join(args)}", flush=True)
+def _step(args: list[str], env: dict, timeout: float, *, module: str | None = None) -> None:
+    """``manage.py args``, or ``python -m module args``, killed after ``timeout`` s."""
+    print(f"$ {module and '-m ' + module or 'manage.py'} {' '.join(args)}", flush=True)
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args],
+        [sys.executable, *(["-m", module] if module else [str(ROOT / "manage.py")]), *args],
         cwd=ROOT,
         env=env,
         check=True,
@@ -1057,7 +1066,14 @@ def main(argv: list[str] | None = None) -> int:
             size[key] = int(os.environ[f"BENCH_{key.upper()}"])
     timeout = float(os.environ.get("BENCH_STEP_TIMEOUT", "900"))
     keep = _env_flag("BENCH_KEEP")
-    base_env = {**os.environ, "DJANGO_DEBUG": "0", "PYTHONUNBUFFERED": "1"}
+    # In process, a page's own cost is measured: the page cache is off (the load step
+    # measures it cold and warm).
+    base_env = {
+        **os.environ,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_PAGE_CACHE": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
     run_args = ["--out", args.out]
     if os.environ.get("BENCH_BUDGET"):
         run_args += ["--budget", os.environ["BENCH_BUDGET"]]
@@ -1114,6 +1130,9 @@ def main(argv: list[str] | None = None) -> int:
                 timeout,
             )
             _step(["bench_run", "--scale", args.scale, *run_args], env, timeout)
+            if os.environ.get("BENCH_LOAD", "1") != "0":  # gunicorn + wrk (bench/load.py)
+                load_args = ["--scale", args.scale, "--out", args.out, "--database-url", db_url]
+                _step(load_args, env, timeout, module="bench.load")
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             failed.append(f"{vendor}: {exc}")
             print(f"FAILED on {vendor}: {exc}", file=sys.stderr, flush=True)

@@ -9,6 +9,11 @@ from budgets.models import Fund, Project
 from wards.models import FiscalYear, VisionPillar, Ward
 
 
+def _static_choices(field: forms.ModelChoiceField, objects) -> list[tuple]:
+    empty = [("", field.empty_label)] if field.empty_label is not None else []
+    return empty + [(field.prepare_value(obj), field.label_from_instance(obj)) for obj in objects]
+
+
 class PillarChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
         return f"{obj.fiscal_year.wareki} {obj.ward.name_ja}：{obj.name}"
@@ -55,6 +60,32 @@ class ProjectSearchFilter(django_filters.FilterSet):
     class Meta:
         model = Project
         fields = ["q", "fiscal_year", "ward", "pillar", "fund", "is_new"]
+
+    def fix_choices(self, *, public_years, wards, funds) -> None:
+        """Give the form's widgets choices read once in the view, so rendering it reads
+        nothing (validation still looks values up in each field's queryset).
+
+        The pillars offered are those of the chosen year and ward (pillars belong to one
+        ward-year: hundreds of wards over decades would be a list nobody can use); any
+        published pillar still validates, and one already chosen stays selected."""
+        fields = self.form.fields
+        fields["fiscal_year"].widget.choices = _static_choices(fields["fiscal_year"], public_years)
+        fields["ward"].widget.choices = _static_choices(fields["ward"], wards)
+        fields["fund"].widget.choices = _static_choices(fields["fund"], funds)
+        data = self.data or {}
+        year, ward, chosen = data.get("fiscal_year"), data.get("ward"), data.get("pillar")
+        wanted = Q(pk__in=[])
+        if year and ward and str(year).isdigit():
+            wanted |= Q(fiscal_year=int(year), ward__slug=ward)
+        if chosen and str(chosen).isdigit():
+            wanted |= Q(pk=int(chosen))
+        pillar = fields["pillar"]
+        if year and ward:
+            pillars = list(pillar.queryset.filter(wanted))
+        else:
+            pillars = list(pillar.queryset.filter(wanted)) if chosen else []
+            pillar.help_text = _("年度と区を選ぶと、その区の方向性で絞り込めます。")
+        pillar.widget.choices = _static_choices(pillar, pillars)
 
     def filter_words(self, queryset, name, value):
         for word in value.split():

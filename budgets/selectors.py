@@ -11,15 +11,32 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, F, IntegerField, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
 from budgets.models import Allocation, Correction, Fund, PrintedTotal, Project, StageFigure
-from wards.models import FiscalYear, Stage, VisionPillar, Ward, WardSubmission, WardYear
+from wards.models import CityVision, FiscalYear, Stage, VisionPillar, Ward, WardSubmission, WardYear
 
 
 class TotalState(enum.StrEnum):
@@ -204,6 +221,69 @@ def _grouped_totals(
     return {tuple(row[g] for g in group_by): row for row in rows}
 
 
+def _grouped_totals_pair(
+    projects: QuerySet[Project], group_by: Sequence[str], extra: str, visible: Sequence[Stage]
+) -> tuple[dict[tuple, dict], dict[tuple, dict]]:
+    """Two groupings in one statement (UNION ALL): by ``group_by`` + ``extra``, and by
+    ``group_by`` alone. Each is keyed like ``_grouped_totals``."""
+    aggregates = _stage_aggregates(visible)
+    base = projects.order_by().values(*group_by)
+    fine = base.annotate(_level=Value(1), _extra=F(extra), **aggregates)
+    coarse = base.annotate(
+        _level=Value(2), _extra=Value(None, output_field=BigIntegerField()), **aggregates
+    )
+    by_extra: dict[tuple, dict] = {}
+    by_group: dict[tuple, dict] = {}
+    for row in fine.union(coarse, all=True):
+        key = tuple(row[g] for g in group_by)
+        if row["_level"] == 1:
+            by_extra[(*key, row["_extra"])] = row
+        else:
+            by_group[key] = row
+    return by_extra, by_group
+
+
+@dataclass(frozen=True)
+class ReferenceAmounts:
+    """A year's allocations (ward None: the city total), the sum allocated to the wards
+    per fund, and the totals printed in the source documents."""
+
+    allocations: dict[tuple[int | None, int], int]
+    allocated_to_wards: dict[int, int]
+    printed: dict[tuple[int, int], dict[Stage, int]]
+
+
+def _reference_amounts(fiscal_year: FiscalYear, visible: Sequence[Stage]) -> ReferenceAmounts:
+    """All of ReferenceAmounts in one statement (UNION ALL); the last column says which
+    part a row belongs to: 0 an allocation, -1 a fund's sum over the wards, else a stage."""
+    in_year = Allocation.objects.filter(fiscal_year=fiscal_year).order_by()
+    allocations = in_year.values_list("fund_id", "ward_id", "amount", Value(0))
+    to_wards = (
+        in_year.filter(ward__isnull=False)
+        .values("fund_id")
+        .annotate(
+            ward=Value(None, output_field=BigIntegerField()),
+            total=Sum("amount"),
+            part=Value(-1),
+        )
+        .values_list("fund_id", "ward", "total", "part")
+    )
+    printed_rows = (
+        PrintedTotal.objects.filter(fiscal_year=fiscal_year, stage__in=list(visible))
+        .order_by()
+        .values_list("fund_id", "ward_id", "amount", "stage")
+    )
+    result = ReferenceAmounts(allocations={}, allocated_to_wards={}, printed={})
+    for fund_id, ward_id, amount, part in allocations.union(to_wards, printed_rows, all=True):
+        if part == 0:
+            result.allocations[(ward_id, fund_id)] = amount
+        elif part == -1:
+            result.allocated_to_wards[fund_id] = amount
+        else:
+            result.printed.setdefault((ward_id, fund_id), {})[Stage(part)] = amount
+    return result
+
+
 def _allocations(fiscal_year: FiscalYear) -> dict[tuple[int | None, int], int]:
     rows = Allocation.objects.filter(fiscal_year=fiscal_year).values_list(
         "ward_id", "fund_id", "amount"
@@ -256,16 +336,23 @@ class CityRollup:
         return any(_has_incomplete(rollup) for rollup in self.city)
 
 
-def city_rollup(*, fiscal_year: FiscalYear, stages: Sequence[Stage] | None = None) -> CityRollup:
-    """Every ward and the pool × fund × visible stage, and the city totals."""
+def city_rollup(
+    *,
+    fiscal_year: FiscalYear,
+    stages: Sequence[Stage] | None = None,
+    funds: list[Fund] | None = None,
+    wards: list[Ward] | None = None,
+) -> CityRollup:
+    """Every ward and the pool × fund × visible stage, and the city totals. ``funds`` and
+    ``wards`` (in position order) can be passed in when the caller has read them."""
     visible = list(fiscal_year.published_stages if stages is None else stages)
-    funds = fund_list()
-    wards = list(Ward.objects.order_by("position"))
+    funds = fund_list() if funds is None else funds
+    wards = list(Ward.objects.order_by("position")) if wards is None else wards
     projects = Project.objects.filter(fiscal_year=fiscal_year)
-    by_ward = _grouped_totals(projects, ["ward_id", "fund_id"], visible)
-    by_fund = _grouped_totals(projects, ["fund_id"], visible)
-    allocations = _allocations(fiscal_year)
-    printed = _printed_totals(fiscal_year, visible)
+    by_ward_fund, by_fund = _grouped_totals_pair(projects, ["fund_id"], "ward_id", visible)
+    by_ward = {(ward_id, fund_id): row for (fund_id, ward_id), row in by_ward_fund.items()}
+    reference = _reference_amounts(fiscal_year, visible)
+    allocations, printed = reference.allocations, reference.printed
 
     ward_rollups = [
         WardRollup(
@@ -290,18 +377,13 @@ def city_rollup(*, fiscal_year: FiscalYear, stages: Sequence[Stage] | None = Non
         )
         for fund in funds
     ]
-    allocated = (
-        Allocation.objects.filter(fiscal_year=fiscal_year, ward__isnull=False)
-        .values("fund_id")
-        .annotate(total=Sum("amount"))
-    )
     return CityRollup(
         fiscal_year=fiscal_year,
         stages=visible,
         funds=funds,
         wards=ward_rollups,
         city=city,
-        allocated_to_wards={row["fund_id"]: row["total"] for row in allocated},
+        allocated_to_wards=reference.allocated_to_wards,
     )
 
 
@@ -325,6 +407,7 @@ class WardLedger:
     pillar_totals: dict[tuple[int | None, int], FundRollup]
     fund_totals: list[FundRollup]
     projects_complete: bool = True
+    ward_year: WardYear | None = None
 
     @property
     def has_pillars(self) -> bool:
@@ -391,9 +474,22 @@ def project_ledger_rows(
 
 
 def ward_ledger(
-    *, fiscal_year: FiscalYear, ward: Ward, stages: Sequence[Stage] | None = None
+    *,
+    fiscal_year: FiscalYear,
+    ward: Ward,
+    stages: Sequence[Stage] | None = None,
+    with_entry: bool = False,
+    with_visions: bool = True,
+    submission_stage: Stage | None = None,
 ) -> WardLedger:
-    return ward_ledgers(fiscal_year=fiscal_year, stages=stages, wards=[ward])[0]
+    return ward_ledgers(
+        fiscal_year=fiscal_year,
+        stages=stages,
+        wards=[ward],
+        with_entry=with_entry,
+        with_visions=with_visions,
+        submission_stage=submission_stage,
+    )[0]
 
 
 def ward_ledgers(
@@ -401,36 +497,63 @@ def ward_ledgers(
     fiscal_year: FiscalYear,
     stages: Sequence[Stage] | None = None,
     wards: Sequence[Ward] | None = None,
+    funds: list[Fund] | None = None,
+    with_entry: bool = False,
+    reference: ReferenceAmounts | None = None,
+    with_projects: bool = True,
+    with_visions: bool = True,
+    submission_stage: Stage | None = None,
 ) -> list[WardLedger]:
     """The ledgers of several wards (every ward and the pool by default) of a year, in a
-    fixed number of queries however many wards and projects there are."""
+    fixed number of queries however many wards and projects there are.
+
+    ``reference`` (read for the same stages) can be passed in when the caller has read it.
+    ``with_projects=False`` leaves each ledger's projects empty, for a caller that streams
+    them (exports); ``with_visions=False`` skips the pillars' city visions."""
     visible = list(fiscal_year.published_stages if stages is None else stages)
-    funds = fund_list()
+    funds = fund_list() if funds is None else funds
     if wards is None:
         wards = list(Ward.objects.order_by("position"))
     ward_ids = [w.pk for w in wards]
     projects_qs = Project.objects.filter(fiscal_year=fiscal_year, ward__in=ward_ids)
-    by_pillar = _grouped_totals(projects_qs, ["ward_id", "pillar_id", "fund_id"], visible)
-    by_fund = _grouped_totals(projects_qs, ["ward_id", "fund_id"], visible)
-    allocations = _allocations(fiscal_year)
-    printed = _printed_totals(fiscal_year, visible)
-    fund_by_id = {fund.id: fund for fund in funds}
-    complete = dict(
-        WardYear.objects.filter(fiscal_year=fiscal_year, ward__in=ward_ids).values_list(
-            "ward_id", "projects_complete"
-        )
+    by_fund_pillar, by_fund = _grouped_totals_pair(
+        projects_qs, ["ward_id", "fund_id"], "pillar_id", visible
     )
+    if reference is None:
+        reference = _reference_amounts(fiscal_year, visible)
+    allocations, printed = reference.allocations, reference.printed
+    fund_by_id = {fund.id: fund for fund in funds}
+    ward_year_rows = WardYear.objects.filter(fiscal_year=fiscal_year, ward__in=ward_ids)
+    if submission_stage is not None:
+        # The entry sheet's submission rides on the ward-year's row: no query of its own.
+        submitted = WardSubmission.objects.filter(
+            ward=OuterRef("ward"), fiscal_year=OuterRef("fiscal_year"), stage=submission_stage
+        )
+        ward_year_rows = ward_year_rows.annotate(
+            submission_pk=Subquery(submitted.values("pk")[:1]),
+            submitted_at=Subquery(submitted.values("submitted_at")[:1]),
+            submitted_by_name=Subquery(submitted.values("submitted_by__username")[:1]),
+        )
+    ward_years = {wy.ward_id: wy for wy in ward_year_rows}
     pillars: dict[int, list[VisionPillar]] = {pk: [] for pk in ward_ids}
-    for pillar in (
-        VisionPillar.objects.filter(fiscal_year=fiscal_year, ward__in=ward_ids)
-        .prefetch_related("city_visions__plan")
-        .order_by("position")
-    ):
+    pillar_rows = VisionPillar.objects.filter(fiscal_year=fiscal_year, ward__in=ward_ids)
+    if with_visions:
+        pillar_rows = pillar_rows.prefetch_related(
+            Prefetch("city_visions", queryset=CityVision.objects.select_related("plan"))
+        )
+    for pillar in pillar_rows.order_by("position"):
         pillars[pillar.ward_id].append(pillar)
+    # Each ward's (fund, pillar) totals, grouped once rather than scanned for every ward.
+    by_ward_pillar: dict[int, list[tuple[tuple, dict]]] = {}
+    for (ward_id, fund_id, pillar_id), row in by_fund_pillar.items():
+        by_ward_pillar.setdefault(ward_id, []).append(((fund_id, pillar_id), row))
     projects: dict[int, list[Project]] = {pk: [] for pk in ward_ids}
-    rows = project_ledger_rows(fiscal_year=fiscal_year, ward=None, stages=visible)
-    for project in rows.filter(ward__in=ward_ids):
-        projects[project.ward_id].append(project)
+    if with_projects:
+        rows = project_ledger_rows(
+            fiscal_year=fiscal_year, ward=None, stages=visible, with_entry=with_entry
+        )
+        for project in rows.filter(ward__in=ward_ids):
+            projects[project.ward_id].append(project)
     return [
         WardLedger(
             fiscal_year=fiscal_year,
@@ -443,8 +566,7 @@ def ward_ledgers(
                 (pillar_id, fund_id): FundRollup(
                     fund=fund_by_id[fund_id], stages=_stage_totals(row, visible)
                 )
-                for (ward_id, pillar_id, fund_id), row in by_pillar.items()
-                if ward_id == ward.pk
+                for (fund_id, pillar_id), row in by_ward_pillar.get(ward.pk, [])
             },
             fund_totals=[
                 FundRollup(
@@ -455,7 +577,8 @@ def ward_ledgers(
                 )
                 for fund in funds
             ],
-            projects_complete=complete.get(ward.pk, True),
+            projects_complete=getattr(ward_years.get(ward.pk), "projects_complete", True),
+            ward_year=ward_years.get(ward.pk),
         )
         for ward in wards
     ]
@@ -599,6 +722,14 @@ def staff_stages(fiscal_year: FiscalYear) -> list[Stage]:
 
 
 @dataclass(frozen=True)
+class SubmissionInfo:
+    """A ward's submission of the open stage, as the entry sheet shows it."""
+
+    submitted_at: datetime
+    submitted_by_name: str | None
+
+
+@dataclass(frozen=True)
 class EntrySheet:
     fiscal_year: FiscalYear
     ward: Ward
@@ -606,7 +737,7 @@ class EntrySheet:
     stages: list[Stage]
     projects: list[Project]
     ledger: WardLedger
-    submission: WardSubmission | None
+    submission: SubmissionInfo | None
 
     @property
     def earlier_stages(self) -> list[Stage]:
@@ -616,17 +747,35 @@ class EntrySheet:
 def entry_sheet(*, fiscal_year: FiscalYear, ward: Ward) -> EntrySheet:
     stage = Stage(fiscal_year.open_stage) if fiscal_year.open_stage else None
     stages = staff_stages(fiscal_year)
-    ledger = ward_ledger(fiscal_year=fiscal_year, ward=ward, stages=stages)
-    projects = list(
-        project_ledger_rows(fiscal_year=fiscal_year, ward=ward, stages=stages, with_entry=True)
+    # The sheet shows no city visions: their prefetch is skipped.
+    ledger = ward_ledger(
+        fiscal_year=fiscal_year,
+        ward=ward,
+        stages=stages,
+        with_entry=True,
+        with_visions=False,
+        submission_stage=stage,
     )
-    submission = (
-        WardSubmission.objects.filter(ward=ward, fiscal_year=fiscal_year, stage=stage)
-        .select_related("submitted_by")
-        .first()
-        if stage
-        else None
-    )
+    projects = ledger.projects
+    submission = None
+    if stage and ledger.ward_year is not None:
+        if ledger.ward_year.submission_pk is not None:
+            submission = SubmissionInfo(
+                submitted_at=ledger.ward_year.submitted_at,
+                submitted_by_name=ledger.ward_year.submitted_by_name,
+            )
+    elif stage:
+        # A ward with no ward-year row yet: ask directly.
+        found = (
+            WardSubmission.objects.filter(ward=ward, fiscal_year=fiscal_year, stage=stage)
+            .select_related("submitted_by")
+            .first()
+        )
+        if found is not None:
+            submission = SubmissionInfo(
+                submitted_at=found.submitted_at,
+                submitted_by_name=found.submitted_by.get_username() if found.submitted_by else None,
+            )
     return EntrySheet(
         fiscal_year=fiscal_year,
         ward=ward,
@@ -842,40 +991,248 @@ def open_data_projects(*, fiscal_year: FiscalYear) -> QuerySet[Project]:
 
 
 @dataclass(frozen=True)
+class YearExport:
+    """What a year workbook reads, each thing once: the ledgers of the wards it has a sheet
+    for, without their projects (the workbook streams them: ``year_export_projects``),
+    and the rollup of those wards, with the city totals when every ward is in."""
+
+    fiscal_year: FiscalYear
+    stages: list[Stage]
+    funds: list[Fund]
+    ledgers: list[WardLedger]  # in ward order
+    rollup: CityRollup  # its ``city`` is empty unless every ward is in
+    whole_city: bool
+
+
+def _ledger_has_data(ledger: WardLedger) -> bool:
+    """Whether the ward had projects or an allocation in the ledger's year."""
+    return bool(ledger.pillar_totals) or any(f.allocation is not None for f in ledger.fund_totals)
+
+
+def _summed_totals(
+    parts: Sequence[dict[Stage, StageTotal]], visible: Sequence[Stage]
+) -> dict[Stage, StageTotal]:
+    """Stage totals of several groups of projects added up (as one SQL total over them)."""
+    totals = {}
+    for stage in Stage:
+        if stage not in visible:
+            totals[stage] = StageTotal(stage=stage, visible=False)
+            continue
+        amounts = [part[stage].amount for part in parts if part[stage].amount is not None]
+        totals[stage] = StageTotal(
+            stage=stage,
+            amount=sum(amounts) if amounts else None,
+            projects=sum(part[stage].projects for part in parts),
+            entered=sum(part[stage].entered for part in parts),
+            no_budget=sum(part[stage].no_budget for part in parts),
+        )
+    return totals
+
+
+def year_export(
+    *, fiscal_year: FiscalYear, stages: Sequence[Stage], wards: Sequence[Ward] | None = None
+) -> YearExport:
+    """The ledgers and the rollup of ``wards``, in one read of the funds, the wards, the
+    allocations and printed totals and the totals.
+
+    Without ``wards``: the wards that had projects or an allocation that year, and the
+    city's current wards (those of the latest year with published figures) even when
+    they had nothing, so a ward that has since gone is not a blank sheet in every year."""
+    visible = list(stages)
+    funds = fund_list()
+    latest = (
+        FiscalYear.objects.filter(published_stage__isnull=False).order_by("-year").values("year")
+    )[:1]
+    in_latest = {"ward": OuterRef("pk"), "fiscal_year": Subquery(latest)}
+    every_ward = list(
+        Ward.objects.annotate(
+            current=Exists(Project.objects.filter(**in_latest))
+            | Exists(Allocation.objects.filter(**in_latest))
+        ).order_by("position")
+    )
+    chosen = every_ward if wards is None else sorted(wards, key=lambda w: w.position)
+    whole_city = wards is None or {w.pk for w in chosen} >= {w.pk for w in every_ward}
+    reference = _reference_amounts(fiscal_year, visible)
+    ledgers = ward_ledgers(
+        fiscal_year=fiscal_year,
+        stages=visible,
+        wards=chosen,
+        funds=funds,
+        reference=reference,
+        with_projects=False,
+        with_visions=False,
+    )
+    city = []
+    if whole_city:
+        # Each project is in one ward, so the city's totals are the sum of every ward's.
+        city = [
+            FundRollup(
+                fund=fund,
+                stages=_summed_totals(
+                    [ledger.fund_totals[i].stages for ledger in ledgers], visible
+                ),
+                allocation=reference.allocations.get((None, fund.id)),
+            )
+            for i, fund in enumerate(funds)
+        ]
+    if wards is None:
+        ledgers = [ledger for ledger in ledgers if ledger.ward.current or _ledger_has_data(ledger)]
+    rollup = CityRollup(
+        fiscal_year=fiscal_year,
+        stages=visible,
+        funds=funds,
+        wards=[WardRollup(ward=ledger.ward, funds=ledger.fund_totals) for ledger in ledgers],
+        city=city,
+        allocated_to_wards=reference.allocated_to_wards,
+    )
+    return YearExport(
+        fiscal_year=fiscal_year,
+        stages=visible,
+        funds=funds,
+        ledgers=ledgers,
+        rollup=rollup,
+        whole_city=whole_city,
+    )
+
+
+def year_export_projects(export: YearExport) -> Iterable[Project]:
+    """The projects of the export's wards in ledger order (ward by ward), streamed. Each
+    is given the ward, fund and pillar already read rather than a new copy of each."""
+    wards = {ledger.ward.pk: ledger.ward for ledger in export.ledgers}
+    funds = {fund.pk: fund for fund in export.funds}
+    pillars = {pillar.pk: pillar for ledger in export.ledgers for pillar in ledger.pillars}
+    projects = (
+        project_ledger_rows(fiscal_year=export.fiscal_year, ward=None, stages=export.stages)
+        .select_related(None)
+        .filter(ward__in=list(wards))
+    )
+    cache = {name: Project._meta.get_field(name) for name in ("ward", "fund", "pillar")}
+    for project in projects.iterator(chunk_size=500):
+        cache["ward"].set_cached_value(project, wards[project.ward_id])
+        cache["fund"].set_cached_value(project, funds[project.fund_id])
+        if project.pillar_id is None or project.pillar_id in pillars:
+            # (A pillar of another ward-year, which the data never has, would be read.)
+            cache["pillar"].set_cached_value(project, pillars.get(project.pillar_id))
+        yield project
+
+
+@dataclass(frozen=True, slots=True)
 class CrossYearItem:
-    project: Project
+    """One project-year of the cross-year workbook, as plain values (no model instances:
+    a 10-year range has tens of thousands)."""
+
+    pk: int
+    ward: str
+    name: str
+    fiscal_year: int
+    number: str
+    fund: str
+    pillar: str
     stages: dict[Stage, StageTotal]
 
 
-def cross_year_projects(*, first: int, last: int) -> list[CrossYearItem]:
+def cross_year_projects(*, first: int, last: int) -> Iterable[CrossYearItem]:
     """Projects of the years ``first``..``last`` with their published figures, each
-    project's earlier and later years next to it (following the links between years)."""
-    years = list(FiscalYear.objects.filter(year__gte=first, year__lte=last))
-    items: list[CrossYearItem] = []
-    for fiscal_year in years:
-        visible = fiscal_year.published_stages
-        for project in project_ledger_rows(fiscal_year=fiscal_year, ward=None, stages=visible):
-            items.append(
-                CrossYearItem(project=project, stages=project_stage_totals(project, visible))
-            )
-    # The root of each project's chain of years, so a chain sorts together.
-    previous = {item.project.pk: item.project.previous_id for item in items}
+    project's earlier and later years next to it (following the links between years).
 
-    def root(pk: int) -> int:
-        seen = set()
-        while previous.get(pk) and pk not in seen:
-            seen.add(pk)
-            pk = previous[pk]
-        return pk
+    One query, streamed: a recursive CTE finds the root of each project's chain of years
+    (its earliest project in the range, or that one's out-of-range ``previous``), and the
+    rows come sorted by ward, root, year, then the printed order. Each stage is gated by
+    its own year's publication in the SQL, so drafts never come back."""
+    from django.db import connection
 
-    return sorted(
-        items,
-        key=lambda item: (
-            item.project.ward.position,
-            root(item.project.pk),
-            item.project.fiscal_year_id,
-        ),
+    shown = {s: Q(figures__stage=s, fiscal_year__published_stage__gte=s) for s in Stage}
+    annotations = {f"amount_{s}": Max("figures__amount", filter=shown[s]) for s in Stage}
+    annotations |= {f"entered_{s}": Count("figures", filter=shown[s]) for s in Stage}
+    rows = (
+        Project.objects.filter(fiscal_year__gte=first, fiscal_year__lte=last)
+        .annotate(
+            x_ward=F("ward__name_ja"),
+            x_ward_position=F("ward__position"),
+            x_fund=F("fund__name_ja"),
+            x_pillar=F("pillar__name"),
+            x_pillar_position=F("pillar__position"),
+            x_published=F("fiscal_year__published_stage"),
+            **annotations,
+        )
+        .order_by()
+        .values(
+            "id",
+            "name",
+            "number",
+            "fiscal_year_id",
+            "position",
+            "x_ward",
+            "x_ward_position",
+            "x_fund",
+            "x_pillar",
+            "x_pillar_position",
+            "x_published",
+            *annotations,
+        )
     )
+    inner, params = rows.query.sql_with_params()
+    q = connection.ops.quote_name
+    table = q(Project._meta.db_table)
+    year_col = q(Project._meta.get_field("fiscal_year").column)
+    previous_col = q(Project._meta.get_field("previous").column)
+    columns = ["id", "name", "number", "fiscal_year_id", "x_ward", "x_fund", "x_pillar"]
+    columns += ["x_published", *annotations]
+
+    def in_range(alias: str) -> str:
+        return f"{alias}.{year_col} >= %s AND {alias}.{year_col} <= %s"
+
+    sql = (
+        f"WITH RECURSIVE chain (id, root) AS ("
+        f" SELECT p.id, COALESCE(p.{previous_col}, p.id) FROM {table} p"
+        f" WHERE {in_range('p')} AND NOT EXISTS ("
+        f"  SELECT 1 FROM {table} e WHERE e.id = p.{previous_col} AND {in_range('e')})"
+        f" UNION ALL"
+        f" SELECT p.id, chain.root FROM {table} p JOIN chain ON p.{previous_col} = chain.id"
+        f" WHERE {in_range('p')})"
+        f" SELECT {', '.join(f'r.{q(c)}' for c in columns)} FROM ({inner}) r"
+        # A project in a loop of links (never anchored) still comes back, as its own root.
+        f" LEFT JOIN chain ON chain.id = r.{q('id')}"
+        f" ORDER BY r.{q('x_ward_position')}, COALESCE(chain.root, r.{q('id')}),"
+        f" r.{q('fiscal_year_id')},"
+        f" CASE WHEN r.{q('x_pillar_position')} IS NULL THEN 1 ELSE 0 END,"
+        f" r.{q('x_pillar_position')}, r.{q('position')}, r.{q('id')}"
+    )
+    params = (first, last, first, last, first, last, *params)
+    stages = list(Stage)
+    visible_by_published: dict[int | None, list[Stage]] = {}
+    server_side = not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+    cursor = connection.chunked_cursor() if server_side else connection.cursor()
+    with cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(2000):
+            for pk, name, number, year, ward, fund, pillar, published, *figures in chunk:
+                visible = visible_by_published.get(published)
+                if visible is None:
+                    visible = visible_by_published[published] = Stage.up_to(published)
+                totals = {}
+                for stage in stages:
+                    if stage not in visible:
+                        totals[stage] = StageTotal(stage=stage, visible=False)
+                        continue
+                    amount, entered = figures[stage - 1], figures[len(stages) + stage - 1]
+                    totals[stage] = StageTotal(
+                        stage=stage,
+                        amount=amount,
+                        projects=1,
+                        entered=entered,
+                        no_budget=int(bool(entered) and amount is None),
+                    )
+                yield CrossYearItem(
+                    pk=pk,
+                    ward=ward,
+                    name=name,
+                    fiscal_year=year,
+                    number=number,
+                    fund=fund,
+                    pillar=pillar or "",
+                    stages=totals,
+                )
 
 
 # --- Search ----------------------------------------------------------------------------------
@@ -883,12 +1240,17 @@ def cross_year_projects(*, first: int, last: int) -> list[CrossYearItem]:
 
 def project_search_rows() -> QuerySet[Project]:
     """Every project of every year with its figures, each stage only where that project's
-    year has published it (the gate is in the SQL, so drafts never come back)."""
+    year has published it (the gate is in the SQL, so drafts never come back).
+
+    The figures are correlated subqueries, not a join and GROUP BY: a page of 25 results
+    then reads the figures of its 25 projects only, not of every project searched."""
     annotations = {}
     for stage in Stage:
-        shown = Q(figures__stage=stage, fiscal_year__published_stage__gte=stage)
-        annotations[f"amount_{stage}"] = Max("figures__amount", filter=shown)
-        annotations[f"entered_{stage}"] = Count("figures", filter=shown)
+        shown = StageFigure.objects.filter(
+            project=OuterRef("pk"), stage=stage, project__fiscal_year__published_stage__gte=stage
+        )
+        annotations[f"amount_{stage}"] = Subquery(shown.values("amount")[:1])
+        annotations[f"entered_{stage}"] = Case(When(Exists(shown), then=1), default=0)
     return (
         Project.objects.filter(fiscal_year__published_stage__isnull=False)
         .select_related("ward", "fiscal_year", "pillar", "fund")
@@ -903,32 +1265,51 @@ class YearComparison:
     funds: list[FundRollup]
 
 
-def previous_year_totals(*, fiscal_year: FiscalYear, ward: Ward) -> YearComparison | None:
-    """The ward's fund totals in the latest earlier year with published figures."""
-    previous = (
-        FiscalYear.objects.filter(year__lt=fiscal_year.year, published_stage__isnull=False)
-        .order_by("-year")
-        .first()
-    )
+def previous_year_totals(*, previous: FiscalYear | None, ward: Ward) -> YearComparison | None:
+    """The ward's fund totals in ``previous`` (the latest earlier year with published
+    figures), in one query: each fund with its totals and allocation as subqueries."""
     if previous is None:
         return None
     visible = previous.published_stages
-    projects = Project.objects.filter(fiscal_year=previous, ward=ward)
-    by_fund = _grouped_totals(projects, ["fund_id"], visible)
-    allocations = {
-        fund_id: amount
-        for (ward_id, fund_id), amount in _allocations(previous).items()
-        if ward_id == ward.pk
-    }
-    funds = [
-        FundRollup(
-            fund=fund,
-            stages=_stage_totals(by_fund.get((fund.id,)), visible),
-            allocation=allocations.get(fund.id),
+    projects = Project.objects.filter(fiscal_year=previous, ward=ward, fund=OuterRef("pk"))
+    figures = StageFigure.objects.filter(
+        project__fiscal_year=previous, project__ward=ward, project__fund=OuterRef("pk")
+    )
+
+    def scalar(queryset, aggregate):
+        # One value per fund: group on the outer fund only, so the subquery has one row.
+        return Subquery(
+            queryset.order_by()
+            .values("fund" if queryset.model is Project else "project__fund")
+            .annotate(value=aggregate)
+            .values("value")
         )
-        for fund in fund_list()
-    ]
-    return YearComparison(fiscal_year=previous, funds=funds)
+
+    annotations = {"n_projects": Coalesce(scalar(projects, Count("pk")), 0)}
+    for stage in visible:
+        at_stage = figures.filter(stage=stage)
+        annotations[f"sum_{stage}"] = scalar(at_stage, Sum("amount"))
+        annotations[f"entered_{stage}"] = Coalesce(scalar(at_stage, Count("pk")), 0)
+        annotations[f"blank_{stage}"] = Coalesce(
+            scalar(at_stage.filter(amount__isnull=True), Count("pk")), 0
+        )
+    annotations["allocation"] = Subquery(
+        Allocation.objects.filter(fiscal_year=previous, ward=ward, fund=OuterRef("pk")).values(
+            "amount"
+        )[:1]
+    )
+    funds = Fund.objects.order_by("position").annotate(**annotations)
+    return YearComparison(
+        fiscal_year=previous,
+        funds=[
+            FundRollup(
+                fund=fund,
+                stages=_stage_totals({key: getattr(fund, key) for key in annotations}, visible),
+                allocation=fund.allocation,
+            )
+            for fund in funds
+        ],
+    )
 
 
 @dataclass(frozen=True)

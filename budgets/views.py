@@ -34,6 +34,7 @@ from budgets.tables import (
     correction_targets,
     entry_sheet_rows,
 )
+from kumamachi.pagecache import cache_public_page
 from kumamachi.security import log_refused
 from wards import roles
 from wards import selectors as ward_selectors
@@ -44,17 +45,16 @@ def _public_years() -> list:
     return list(ward_selectors.fiscal_year_public_list())
 
 
-def _years_context(fiscal_year) -> dict:
-    return {"fiscal_year": fiscal_year, "public_years": _public_years()}
+def _years_context(years: ward_selectors.YearContext) -> dict:
+    return {"fiscal_year": years.fiscal_year, "public_years": years.public_years}
 
 
+@cache_public_page
 def city(request: HttpRequest, year: int | None = None) -> HttpResponse:
-    if year is None:
-        fiscal_year = ward_selectors.fiscal_year_latest_public()
-        if fiscal_year is None:
-            return render(request, "budgets/empty.html", status=200)
-    else:
-        fiscal_year = ward_selectors.fiscal_year_get(year=year)
+    years = ward_selectors.fiscal_year_context(year=year)
+    if years is None:
+        return render(request, "budgets/empty.html", status=200)
+    fiscal_year = years.fiscal_year
     rollup = selectors.city_rollup(fiscal_year=fiscal_year)
     fund_tables = [
         CityFundTable(
@@ -71,7 +71,7 @@ def city(request: HttpRequest, year: int | None = None) -> HttpResponse:
         request,
         "budgets/city.html",
         {
-            **_years_context(fiscal_year),
+            **_years_context(years),
             "rollup": rollup,
             "fund_tables": [
                 (fund, table, city_total, rollup.allocated_to_wards.get(fund.id), chart)
@@ -89,11 +89,14 @@ def city(request: HttpRequest, year: int | None = None) -> HttpResponse:
     )
 
 
+@cache_public_page
 def ward(request: HttpRequest, year: int, ward: str) -> HttpResponse:
-    fiscal_year = ward_selectors.fiscal_year_get(year=year)
-    ward_obj = ward_selectors.ward_get(slug=ward)
+    years = ward_selectors.fiscal_year_context(year=year)
+    fiscal_year = years.fiscal_year
+    wards = list(ward_selectors.ward_list())
+    ward_obj = ward_selectors.ward_in(wards, slug=ward)
     ledger = selectors.ward_ledger(fiscal_year=fiscal_year, ward=ward_obj)
-    previous_year = selectors.previous_year_totals(fiscal_year=fiscal_year, ward=ward_obj)
+    previous_year = selectors.previous_year_totals(previous=years.previous_public, ward=ward_obj)
     table = WardLedgerTable(
         ledger,
         caption=_("%(year)s %(ward)s の事業（単位：千円）")
@@ -104,10 +107,10 @@ def ward(request: HttpRequest, year: int, ward: str) -> HttpResponse:
         request,
         "budgets/ward.html",
         {
-            **_years_context(fiscal_year),
+            **_years_context(years),
             "ward": ward_obj,
-            "wards": list(ward_selectors.ward_list()),
-            "ward_year": ward_selectors.ward_year_get(ward=ward_obj, fiscal_year=fiscal_year),
+            "wards": wards,
+            "ward_year": ledger.ward_year,
             "ledger": ledger,
             "table": table,
             "stage_chart": charts.ward_stage_chart(ledger),
@@ -121,15 +124,17 @@ def ward(request: HttpRequest, year: int, ward: str) -> HttpResponse:
     )
 
 
+@cache_public_page
 def project(request: HttpRequest, year: int, ward: str, pk: int) -> HttpResponse:
-    fiscal_year = ward_selectors.fiscal_year_get(year=year)
+    years = ward_selectors.fiscal_year_context(year=year)
+    fiscal_year = years.fiscal_year
     ward_obj = ward_selectors.ward_get(slug=ward)
     detail = selectors.project_detail(fiscal_year=fiscal_year, ward=ward_obj, pk=pk)
     return render(
         request,
         "budgets/project.html",
         {
-            **_years_context(fiscal_year),
+            **_years_context(years),
             "ward": ward_obj,
             "detail": detail,
             "chart": charts.project_chart(detail),
@@ -137,35 +142,47 @@ def project(request: HttpRequest, year: int, ward: str, pk: int) -> HttpResponse
     )
 
 
+@cache_public_page
 def search(request: HttpRequest) -> HttpResponse:
     project_filter = ProjectSearchFilter(
         request.GET or None, queryset=selectors.project_search_rows()
     )
+    public_years = _public_years()
+    project_filter.fix_choices(
+        public_years=public_years,
+        wards=list(ward_selectors.ward_list()),
+        funds=selectors.fund_list(),
+    )
     rows = project_filter.qs if project_filter.is_bound else selectors.project_search_rows()
     table = SearchTable(rows, caption=_("検索結果（単位：千円）"), caption_id="search-results")
     RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    # Fetched here, not while the template renders.
+    table.page.object_list = list(table.page.object_list)
     return render(
         request,
         "budgets/search.html",
-        {"filter": project_filter, "table": table, "public_years": _public_years()},
+        {"filter": project_filter, "table": table, "public_years": public_years},
         status=400 if project_filter.is_bound and project_filter.errors else 200,
     )
 
 
+@cache_public_page
 def compare(request: HttpRequest) -> HttpResponse:
     """Two years of the city side by side: each ward's totals per fund and stage."""
     form = CompareYearsForm(request.GET)
     if not form.is_valid():
         return render(request, "budgets/bad_request.html", {"form": form}, status=400)
+    years = ward_selectors.fiscal_year_context(year=form.cleaned_data["a"])
+    funds, wards = selectors.fund_list(), list(ward_selectors.ward_list())
     rollups = [
-        selectors.city_rollup(fiscal_year=ward_selectors.fiscal_year_get(year=year))
+        selectors.city_rollup(fiscal_year=years.get(year), funds=funds, wards=wards)
         for year in (form.cleaned_data["a"], form.cleaned_data["b"])
     ]
     return render(
         request,
         "budgets/compare.html",
         {
-            "public_years": _public_years(),
+            "public_years": years.public_years,
             "fiscal_year": None,
             "rollups": rollups,
             "rows": selectors.compare_rows(rollups[0], rollups[1]),
@@ -174,6 +191,7 @@ def compare(request: HttpRequest) -> HttpResponse:
     )
 
 
+@cache_public_page
 def glossary(request: HttpRequest) -> HttpResponse:
     return render(request, "budgets/glossary.html", {"public_years": _public_years()})
 
@@ -182,8 +200,9 @@ def glossary(request: HttpRequest) -> HttpResponse:
 
 
 def _ward_for_staff(request: HttpRequest, slug: str):
-    ward_obj = ward_selectors.ward_get(slug=slug)
-    if not roles.user_can_enter(request.user, ward_obj):
+    ward_obj = roles.user_ward_get(request.user, slug=slug)
+    if ward_obj is None:
+        ward_selectors.ward_get(slug=slug)  # an unknown ward is a 404, a forbidden one a 403
         log_refused(request, "ward", slug)
         raise PermissionDenied(_("この区のページを見る権限がありません。"))
     return ward_obj
@@ -502,6 +521,7 @@ def open_data_json(request: HttpRequest, year: int) -> HttpResponse:
     return response
 
 
+@cache_public_page
 def open_data(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -514,10 +534,11 @@ def open_data(request: HttpRequest) -> HttpResponse:
 def staff_export(request: HttpRequest, year: int, ward: str | None = None) -> HttpResponse:
     """The staff's workbook: their own wards with the figures being entered (drafts)."""
     fiscal_year = ward_selectors.fiscal_year_get(year=year)
-    wards = list(ward_selectors.ward_list().filter(pk__in=roles.user_ward_ids(request.user)))
     if ward is not None:
-        ward_obj = _ward_for_staff(request, ward)
-        wards = [ward_obj]
+        wards = [_ward_for_staff(request, ward)]
+    else:
+        user_wards = roles.user_ward_ids(request.user)
+        wards = list(ward_selectors.ward_list().filter(pk__in=user_wards))
     if not wards:
         raise PermissionDenied(_("この年度のデータを出力する権限がありません。"))
     content = exports.year_workbook(

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from django.db import models, transaction
 from simple_history.models import HistoricalRecords
 
+from kumamachi.pagecache import version_bump
+
 _actor: contextvars.ContextVar[tuple[object | None, str]] = contextvars.ContextVar(
     "audit_actor", default=(None, "")
 )
@@ -64,6 +66,7 @@ class AuditedQuerySet(models.QuerySet):
         with transaction.atomic(using=self.db):
             created = super().bulk_create(objs, *args, **kwargs)
             self._history([obj for obj in created if obj.pk is not None], update=False)
+            version_bump()
         return created
 
     def bulk_update(self, objs, fields, *args, **kwargs):
@@ -84,6 +87,7 @@ class AuditedQuerySet(models.QuerySet):
             pks = list(self.values_list("pk", flat=True))
             count = super().update(**kwargs)
             self._history(list(self.model._default_manager.filter(pk__in=pks)), update=True)
+            version_bump()
         return count
 
 

@@ -76,6 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "kumamachi.pagecache.csrf_placeholder",
             ],
         },
     },
@@ -119,6 +120,12 @@ STORAGES = {
         )
     },
 }
+
+# Public pages are cached per worker and keyed by the ledger's content version (see
+# kumamachi/pagecache.py), so a per-process store cannot serve a stale figure.
+PAGE_CACHE = os.environ.get("DJANGO_PAGE_CACHE", "1") != "0"
+PAGE_CACHE_ENTRIES = int(os.environ.get("DJANGO_PAGE_CACHE_ENTRIES", "1000"))
+PAGE_CACHE_MAX_BYTES = int(os.environ.get("DJANGO_PAGE_CACHE_MB", "64")) * 1024 * 1024
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,3 +1,5 @@
+import os
+
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
@@ -17,3 +19,9 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("budgets.urls")),
 ]
+
+# The load test's ceiling view (bench/ceiling.py): only when the benchmark asks for it.
+if os.environ.get("KUMAMACHI_BENCH_CEILING") == "1":
+    import bench.ceiling
+
+    urlpatterns += [path("__bench__/ceiling/<slug:name>/", bench.ceiling.view)]

@@ -81,3 +81,12 @@ def office(db):
         planner=staff_user("planner", planner=True),
         admin=User.objects.create_superuser("admin", "admin@example.jp", "Kuma-machi-2026!"),
     )
+
+
+@pytest.fixture(autouse=True)
+def _empty_page_cache():
+    """Each test starts with an empty page cache: the database is rolled back between
+    tests, so a content version can come round again with other data."""
+    from kumamachi import pagecache
+
+    pagecache.store.clear()

@@ -10,7 +10,10 @@ class WardsConfig(AppConfig):
 
     def ready(self) -> None:
         import kumamachi.security  # noqa: F401 - connects the login signal receivers
+        from kumamachi.pagecache import connect_signals
         from wards.roles import groups_ensure
+
+        connect_signals()
 
         # Permissions exist only after migrate, so the groups are made then.
         post_migrate.connect(groups_ensure, sender=self, dispatch_uid="wards_groups_ensure")

@@ -340,3 +340,23 @@ class StagePublication(AuditedModel):
 
     def __str__(self) -> str:
         return f"{self.fiscal_year.wareki} {self.get_stage_display()}"
+
+
+class ContentVersion(models.Model):
+    """A counter that every write to the ledger bumps in its own transaction.
+
+    Cached public pages are keyed by it, so a page cached before a publication or a
+    correction is never served after it: the new figures and the new version commit
+    together, and every worker reads the version from the database."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("公開内容の版")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="content_version_single_row"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.version)

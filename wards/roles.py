@@ -66,25 +66,50 @@ def user_is_planner(user) -> bool:
         return False
     if user.is_superuser:
         return True
-    cached = getattr(user, "_kumamachi_is_planner", None)
-    if cached is None:
-        cached = user.groups.filter(name=PLANNER_GROUP).exists()
-        user._kumamachi_is_planner = cached
-    return cached
+    if getattr(user, "_kumamachi_is_planner", None) is None:
+        _roles_load(user)
+    return user._kumamachi_is_planner
 
 
 def user_ward_ids(user) -> frozenset[int]:
     """The wards whose data this user may enter: every ward for planners."""
     if not user.is_authenticated or not user.is_active:
         return frozenset()
-    cached = getattr(user, "_kumamachi_ward_ids", None)
-    if cached is None:
-        from wards.models import Ward
+    if getattr(user, "_kumamachi_ward_ids", None) is None:
+        _roles_load(user)
+    return user._kumamachi_ward_ids
 
-        wards = Ward.objects.all() if user_is_planner(user) else user.member_wards.all()
-        cached = frozenset(wards.values_list("pk", flat=True))
-        user._kumamachi_ward_ids = cached
-    return cached
+
+def _roles_load(user) -> None:
+    """Whether the user is a planner and which wards they may enter, in one query (every
+    ward, each flagged), kept on the user object for the rest of the request."""
+    from django.db.models import Exists, OuterRef
+
+    from wards.models import Ward
+
+    planner = user.groups.through.objects.filter(user_id=user.pk, group__name=PLANNER_GROUP)
+    member = Ward.members.through.objects.filter(ward_id=OuterRef("pk"), user_id=user.pk)
+    wards = list(
+        Ward.objects.order_by("position").annotate(
+            user_is_planner=Exists(planner), user_is_member=Exists(member)
+        )
+    )
+    is_planner = user.is_superuser or (
+        wards[0].user_is_planner if wards else user.groups.filter(name=PLANNER_GROUP).exists()
+    )
+    user._kumamachi_is_planner = is_planner
+    user._kumamachi_wards = [w for w in wards if is_planner or w.user_is_member]
+    user._kumamachi_ward_ids = frozenset(w.pk for w in user._kumamachi_wards)
+
+
+def user_ward_get(user, *, slug: str):
+    """The ward of ``slug`` if the user may enter its data, else None (no query when the
+    user's roles are already loaded)."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if getattr(user, "_kumamachi_ward_ids", None) is None:
+        _roles_load(user)
+    return next((w for w in user._kumamachi_wards if w.slug == slug), None)
 
 
 def user_can_enter(user, ward) -> bool:

@@ -1,5 +1,7 @@
 """Reads of wards, fiscal years and pillars."""
 
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -21,6 +23,53 @@ def fiscal_year_public_list() -> QuerySet[FiscalYear]:
 
 def fiscal_year_latest_public() -> FiscalYear | None:
     return fiscal_year_public_list().first() or fiscal_year_list().first()
+
+
+@dataclass(frozen=True)
+class YearContext:
+    """A public page's year, the years of the year switch, and the latest earlier year
+    with published figures, read in one query."""
+
+    fiscal_year: FiscalYear
+    public_years: list[FiscalYear]
+    previous_public: FiscalYear | None
+    all_years: dict[int, FiscalYear]
+
+    def get(self, year: int) -> FiscalYear:
+        """Another year of those read (a 404 when there is none)."""
+        if year not in self.all_years:
+            raise Http404(f"No fiscal year {year}")
+        return self.all_years[year]
+
+
+def fiscal_year_context(*, year: int | None) -> YearContext | None:
+    """``year`` (the latest public one, or the latest of all, for None); None when there is
+    no year at all. An unknown year is a 404."""
+    years = list(fiscal_year_list())
+    public = [fy for fy in years if fy.published_stage is not None]
+    if year is None:
+        chosen = (public or years or [None])[0]
+        if chosen is None:
+            return None
+    else:
+        chosen = next((fy for fy in years if fy.year == year), None)
+        if chosen is None:
+            raise Http404(f"No fiscal year {year}")
+    previous = next((fy for fy in public if fy.year < chosen.year), None)
+    return YearContext(
+        fiscal_year=chosen,
+        public_years=public,
+        previous_public=previous,
+        all_years={fy.year: fy for fy in years},
+    )
+
+
+def ward_in(wards: list[Ward], *, slug: str) -> Ward:
+    """The ward of ``slug`` among ``wards`` already read (404 when it is not there)."""
+    for ward in wards:
+        if ward.slug == slug:
+            return ward
+    raise Http404(f"No ward {slug}")
 
 
 def fiscal_year_get(*, year: int) -> FiscalYear:

@@ -23,6 +23,7 @@ from openpyxl.utils import get_column_letter
 
 from budgets import selectors
 from budgets.exports import HEADER_ROW, STAGE_COL, XLSX_CONTENT_TYPE
+from budgets.models import Project
 from budgets.selectors import TotalState
 from budgets.tables import ward_ledger_rows
 from tests.factories import (
@@ -996,3 +997,176 @@ def test_queries_do_not_grow_with_wards(client, url, who):
         city.add_projects(slug, 3)
     assert len(city.wards) == 6
     assert _queries(client, url) == few
+
+
+@pytest.mark.parametrize("url", [url for url, who in DOWNLOADS if who is None])
+def test_public_downloads_take_at_most_ten_queries(client, url):
+    city = _City()
+    for slug, name, position in WARDS:
+        city.add_ward(slug, name, position)
+        city.add_projects(slug, 2)
+    assert _queries(client, url) <= 10
+
+
+def _years(first: int, last: int, ward, fund, per_year: int = 2) -> None:
+    """Published years ``first``..``last``, each with ``per_year`` projects carried on from
+    the year before."""
+    previous = [None] * per_year
+    for year in range(first, last + 1):
+        fiscal_year = FiscalYearFactory(year=year, published_stage=Stage.SETTLEMENT)
+        previous = [
+            project_with_figures(
+                ALL_STAGES, ward=ward, fiscal_year=fiscal_year, fund=fund, previous=earlier
+            )
+            for earlier in previous
+        ]
+
+
+def test_cross_year_queries_do_not_grow_with_years(client):
+    ward = WardFactory(slug="kita", name_ja="北区", position=5)
+    _years(2011, 2020, ward, FundFactory(code="machizukuri"))
+    two = _queries(client, "/export.xlsx?from=2019&to=2020")
+    assert _queries(client, "/export.xlsx?from=2011&to=2020") == two == 1
+
+
+def _reference_order(first: int, last: int) -> list[int]:
+    """The cross-year rows as the app first sorted them, reading each year on its own
+    (newest first, each in printed order), then a stable sort by ward, the root of each
+    project's chain of years, and year."""
+    projects = list(
+        Project.objects.filter(fiscal_year__gte=first, fiscal_year__lte=last).select_related(
+            "ward", "pillar"
+        )
+    )
+    projects.sort(
+        key=lambda p: (
+            -p.fiscal_year_id,
+            p.ward.position,
+            p.pillar is None,
+            p.pillar.position if p.pillar else 0,
+            p.position,
+            p.id,
+        )
+    )
+    previous = {p.pk: p.previous_id for p in projects}
+
+    def root(pk):
+        seen = set()
+        while previous.get(pk) and pk not in seen:
+            seen.add(pk)
+            pk = previous[pk]
+        return pk
+
+    projects.sort(key=lambda p: (p.ward.position, root(p.pk), p.fiscal_year_id))
+    return [p.pk for p in projects]
+
+
+def test_cross_year_rows_follow_each_chain_of_years(client):
+    """Chains that skip a year, start before the range, branch, move to another ward, or
+    start with a later key than other chains: the rows come in the same order as before
+    the export read every year in one query."""
+    years = {
+        y: FiscalYearFactory(year=y, published_stage=Stage.SETTLEMENT) for y in range(2017, 2022)
+    }
+    fund = FundFactory(code="machizukuri")
+    a = WardFactory(slug="kita", name_ja="北区", position=5)
+    b = WardFactory(slug="chuo", name_ja="中央区", position=1)
+    pillar = VisionPillarFactory(ward=a, fiscal_year=years[2020], position=1)
+
+    def add(ward, year, previous=None, **kwargs):
+        return project_with_figures(
+            {Stage.INITIAL: 1_000},
+            ward=ward,
+            fiscal_year=years[year],
+            fund=fund,
+            previous=previous,
+            **kwargs,
+        )
+
+    later_root = add(a, 2021)  # a chain of one, with a small key
+    p = add(a, 2018)
+    add(a, 2020, add(a, 2019, p))
+    add(a, 2019, p)  # a second successor in the same year
+    q = add(a, 2019)
+    add(a, 2021, q)  # skips 2020
+    r = add(a, 2018, add(a, 2017))  # starts before the range
+    add(a, 2019, r)
+    s = add(a, 2019)
+    add(a, 2020, s, position=5, pillar=pillar)  # two successors in one year
+    add(a, 2020, s, position=2)
+    add(a, 2020, s, position=2, pillar=pillar)
+    add(b, 2021, add(a, 2020))  # moves to another ward
+    add(b, 2020)
+    v1 = add(a, 2018)  # a root with a larger key than the chains above
+    add(a, 2019, v1)
+    assert later_root.pk < v1.pk
+
+    ws = _get_workbook(client, "/export.xlsx?from=2018&to=2021")["年度比較"]
+    keys = [ws.cell(r, 11).value for r in range(HEADER_ROW + 1, ws.max_row + 1)]
+    assert keys == _reference_order(2018, 2021)
+    assert len(keys) == Project.objects.filter(fiscal_year__gte=2018).count()
+
+
+# --- Which wards a year's workbook has --------------------------------------------------------
+
+
+def test_year_workbook_leaves_out_wards_with_nothing_that_year(client):
+    """A ward with no project and no allocation in the year has no sheet (and no summary
+    row) unless it is one of the city's current wards, those of the latest published year.
+    A ward asked for by name always has its sheet."""
+    y2020 = FiscalYearFactory(year=2020, published_stage=Stage.SETTLEMENT)
+    y2021 = FiscalYearFactory(year=2021, published_stage=Stage.INITIAL)
+    machi = FundFactory(code="machizukuri")
+    kita = WardFactory(slug="kita", name_ja="北区", position=5)
+    chuo = WardFactory(slug="chuo", name_ja="中央区", position=1)  # nothing in 2020
+    gone = WardFactory(slug="gone", name_ja="旧区", position=8)  # nothing since 2020
+    paid = WardFactory(slug="paid", name_ja="配分区", position=9)  # an allocation only, 2020
+    AllocationFactory(ward=paid, fiscal_year=y2020, fund=machi, amount=1_000_000)
+    for ward, year in ((kita, y2020), (kita, y2021), (chuo, y2021), (gone, y2020)):
+        project_with_figures(ALL_STAGES, ward=ward, fiscal_year=year, fund=machi)
+
+    wb = _get_workbook(client, "/2021/export.xlsx")
+    assert wb.sheetnames == ["集計", "中央区", "北区", "_kumamachi"]
+    summary = wb["集計"]
+    names = [summary.cell(r, 1).value for r in range(HEADER_ROW + 1, summary.max_row + 1)]
+    assert names == ["中央区", "北区", "市全体"]
+    meta = dict(wb["_kumamachi"].values)
+    assert {k for k in meta if k.startswith("sheet:")} == {"sheet:中央区", "sheet:北区"}
+
+    wb = _get_workbook(client, "/2020/export.xlsx")
+    assert wb.sheetnames == ["集計", "中央区", "北区", "旧区", "配分区", "_kumamachi"]
+    assert _project_rows(wb["中央区"]) == {}  # a current ward, blank that year
+
+    assert _get_workbook(client, "/2021/gone/export.xlsx").sheetnames == [
+        "集計",
+        "旧区",
+        "_kumamachi",
+    ]
+
+
+def test_ward_sheet_cells_keep_their_styles(seeded, client):
+    """Every cell of the table has its border (blank ones too), headings and totals are
+    bold on their band, and the summary's city rows are bold on the band."""
+    wb = _get_workbook(client, "/2021/export.xlsx")
+    ws = wb["北区"]
+    for row in ws.iter_rows(min_row=HEADER_ROW, max_row=ws.max_row, max_col=9):
+        for cell in row:
+            assert cell.border.left.style == "thin", cell.coordinate
+            assert cell.border.bottom.color.rgb.endswith("999999"), cell.coordinate
+    header = ws[HEADER_ROW]
+    assert all(c.alignment.horizontal == "center" and c.alignment.wrap_text for c in header[:9])
+    total = _row_of(ws, TOTAL_MACHI)
+    for col in range(1, 10):
+        assert ws.cell(total, col).fill.fgColor.rgb.endswith("EEF3F8")
+    assert ws.cell(total, 2).font.bold and ws.cell(total, 4).font.bold
+    assert ws.cell(_row_of(ws, ALLOCATION), 4).number_format == "#,##0"
+    assert not ws.cell(_row_of(ws, ALLOCATION), 4).font.bold
+    summary = wb["集計"]
+    city = [r for r in range(4, summary.max_row + 1) if summary.cell(r, 1).value == "市全体"]
+    for col in range(1, 11):
+        cell = summary.cell(city[0], col)
+        assert cell.font.bold and cell.fill.fgColor.rgb.endswith("EEF3F8"), cell.coordinate
+        assert cell.border.top.style == "thin"
+    assert summary.cell(4, 3).number_format == "#,##0"
+    assert summary.cell(4, 9).number_format == "0.0%"
+    assert summary.cell(4, 10).number_format == "General"

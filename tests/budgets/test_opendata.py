@@ -421,3 +421,61 @@ def test_public_tables_link_to_the_downloads(seeded, client, url, links):
     for link in links:
         assert f'href="{link}"' in html, (url, link)
         assert client.get(link).status_code == 200, link
+
+
+# --- Fast values and streamed output -------------------------------------------------------
+
+
+def _table(year=2021):
+    from budgets import selectors
+    from budgets.tables import OpenDataTable
+    from wards.models import FiscalYear
+
+    fiscal_year = FiscalYear.objects.get(year=year)
+    return OpenDataTable(
+        selectors.open_data_projects(fiscal_year=fiscal_year),
+        stages=fiscal_year.published_stages,
+    )
+
+
+@pytest.mark.parametrize("year", [2021, 2024])
+def test_iter_values_is_as_values(hostile, year):
+    """The downloads' fast path gives what django-tables2 gives, cell for cell and type for
+    type (None where a value is empty, "" for a figure not entered)."""
+    fast, slow = list(_table(year).iter_values()), list(_table(year).as_values())
+    assert fast == slow
+    for fast_row, slow_row in zip(fast, slow, strict=True):
+        assert [type(v) for v in fast_row] == [type(v) for v in slow_row]
+
+
+def test_json_is_written_as_json_dumps_would(hostile, client):
+    body = client.get("/2021/data.json").content.decode("utf-8")
+    assert body == json.dumps(json.loads(body), ensure_ascii=False, indent=1)
+
+
+def test_json_of_a_year_without_projects(db, client):
+    from tests.factories import FiscalYearFactory
+
+    FiscalYearFactory(year=2030, published_stage=Stage.INITIAL)
+    body = client.get("/2030/data.json").content.decode("utf-8")
+    assert json.loads(body)["projects"] == []
+    assert body == json.dumps(json.loads(body), ensure_ascii=False, indent=1)
+    _, rows = _csv(client, 2030)
+    assert rows == [COLUMNS]
+
+
+def test_downloads_in_small_chunks_are_the_same(hostile, client, monkeypatch):
+    """The CSV and JSON are made a few rows at a time; the joins between chunks add or
+    lose nothing."""
+    from budgets import exports
+    from wards.models import FiscalYear
+
+    fiscal_year = FiscalYear.objects.get(year=2021)
+    whole_csv = exports.open_data_csv(fiscal_year)
+    whole_json = json.loads(exports.open_data_json(fiscal_year))
+    monkeypatch.setattr(exports, "_CHUNK_ROWS", 4)
+    chunks = list(exports.open_data_csv_chunks(fiscal_year))
+    assert len(chunks) > 3
+    assert b"".join(chunks) == whole_csv
+    chunked = json.loads(b"".join(exports.open_data_json_chunks(fiscal_year)))
+    assert chunked["projects"] == whole_json["projects"]
