@@ -284,26 +284,6 @@ def _reference_amounts(fiscal_year: FiscalYear, visible: Sequence[Stage]) -> Ref
     return result
 
 
-def _allocations(fiscal_year: FiscalYear) -> dict[tuple[int | None, int], int]:
-    rows = Allocation.objects.filter(fiscal_year=fiscal_year).values_list(
-        "ward_id", "fund_id", "amount"
-    )
-    return {(ward_id, fund_id): amount for ward_id, fund_id, amount in rows}
-
-
-def _printed_totals(
-    fiscal_year: FiscalYear, visible: Sequence[Stage], ward: Ward | None = None
-) -> dict[tuple[int, int], dict[Stage, int]]:
-    rows = PrintedTotal.objects.filter(fiscal_year=fiscal_year, stage__in=list(visible))
-    if ward is not None:
-        rows = rows.filter(ward=ward)
-    printed: dict[tuple[int, int], dict[Stage, int]] = {}
-    values = rows.values_list("ward_id", "fund_id", "stage", "amount")
-    for ward_id, fund_id, stage, amount in values:
-        printed.setdefault((ward_id, fund_id), {})[Stage(stage)] = amount
-    return printed
-
-
 def fund_list() -> list[Fund]:
     return list(Fund.objects.order_by("position"))
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.http import Http404
 
-from wards.models import FiscalYear, VisionPillar, Ward, WardYear
+from wards.models import FiscalYear, Ward, WardYear
 
 
 def ward_list() -> QuerySet[Ward]:
@@ -19,10 +19,6 @@ def fiscal_year_list() -> QuerySet[FiscalYear]:
 def fiscal_year_public_list() -> QuerySet[FiscalYear]:
     """Years with at least one stage the public may see, newest first."""
     return fiscal_year_list().filter(published_stage__isnull=False)
-
-
-def fiscal_year_latest_public() -> FiscalYear | None:
-    return fiscal_year_public_list().first() or fiscal_year_list().first()
 
 
 @dataclass(frozen=True)
@@ -84,18 +80,6 @@ def ward_get(*, slug: str) -> Ward:
         return Ward.objects.get(slug=slug)
     except Ward.DoesNotExist:
         raise Http404(f"No ward {slug}") from None
-
-
-def ward_year_get(*, ward: Ward, fiscal_year: FiscalYear) -> WardYear | None:
-    return WardYear.objects.filter(ward=ward, fiscal_year=fiscal_year).first()
-
-
-def pillar_list(*, ward: Ward, fiscal_year: FiscalYear) -> QuerySet[VisionPillar]:
-    return (
-        VisionPillar.objects.filter(ward=ward, fiscal_year=fiscal_year)
-        .prefetch_related("city_visions__plan")
-        .order_by("position")
-    )
 
 
 def ward_year_list(*, fiscal_year: FiscalYear) -> QuerySet[WardYear]:
