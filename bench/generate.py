@@ -22,7 +22,9 @@ Everything is one transaction of bulk inserts (``batch_size`` rows a statement a
 **History is skipped for the generated rows**: they are inserted through a plain
 ``django.db.models.QuerySet(model=...)``, not the audited managers, whose ``bulk_create``
 would write a history row for each (kumamachi.audit.AuditedQuerySet). The seed rows keep
-their history. On PostgreSQL the tables are ANALYZEd afterwards (as autovacuum would).
+their history. On PostgreSQL the tables are VACUUMed and ANALYZEd afterwards, as
+autovacuum does to a live database: statistics for the planner, and the visibility map
+without which no index-only scan is possible (a count of 140,000 projects takes 2 × longer).
 """
 
 from __future__ import annotations
@@ -450,7 +452,7 @@ def generate(
     if connection.vendor == "postgresql":
         t = time.perf_counter()
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            cursor.execute("VACUUM ANALYZE")  # outside the transaction: VACUUM needs that
         lap("analyze", t)
     counts.seconds["total"] = time.perf_counter() - started
     return counts

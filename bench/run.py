@@ -60,6 +60,8 @@ SMALL = "small"
 # Targets (the issue's): see evaluate().
 MAX_QUERIES = 10
 MAX_MEDIAN_RATIO = 1.5
+# Requests that are downloads, not pages (by their name in page_urls).
+DOWNLOADS = ("data.", "export")
 MAX_CEILING_RATIO = 2.0
 MAX_IMPORT_PREVIEW_S = 1.0
 
@@ -284,21 +286,26 @@ def measure_request(client, url: str, *, max_requests: int, budget: float) -> di
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    def get():
+        # A streamed download is read whole, as a client would, inside the timing.
+        response = client.get(url)
+        return response, response.getvalue()
+
     t0 = time.perf_counter()
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
+        response, body = get()
     first = time.perf_counter() - t0
-    result = {"url": url, "status": response.status_code, "bytes": len(response.content)}
+    result = {"url": url, "status": response.status_code, "bytes": len(body)}
     if response.status_code != 200:
         result["error"] = f"HTTP {response.status_code}"
         return result
     result["queries"] = len(queries.captured_queries)
     result["query_shapes"] = [query_shape(q["sql"]) for q in queries.captured_queries]
     for _ in range(2 if first < 1.0 else 0):
-        client.get(url)
-    samples = timed_runs(lambda: client.get(url), runs=max_requests, budget=budget)
+        get()
+    samples = timed_runs(get, runs=max_requests, budget=budget)
     if len(samples) < 3 and max_requests >= 3:  # at least 3 samples, even when slow
-        samples += timed_runs(lambda: client.get(url), runs=3 - len(samples), budget=float("inf"))
+        samples += timed_runs(get, runs=3 - len(samples), budget=float("inf"))
     result.update(
         n=len(samples),
         median_ms=_ms(statistics.median(samples)),
@@ -390,12 +397,15 @@ def measure_exports(t: dict, *, runs: int, budget: float, log: Callable[[str], N
         "10-year workbook": lambda: exports.cross_year_workbook(
             first=t["cross_from"], last=t["cross_to"]
         ),
-        "data.csv": lambda: exports.open_data_csv(year),
+        # As the view streams it: each chunk is sent and dropped, never joined.
+        "data.csv": lambda: sum(len(chunk) for chunk in exports.open_data_csv_chunks(year)),
     }
     results = {}
     for name, job in jobs.items():
         log(f"  {name} …")
         app, content = _cost(job, runs=runs, budget=budget)  # warm: the requests ran first
+        if name == "data.csv":
+            content = exports.open_data_csv(year)  # the rows to count, outside the timing
         entry = {
             "time_s": round(app["time_s"], 3),
             "runs": app["runs"],
@@ -772,14 +782,20 @@ def evaluate(run: dict) -> list[dict]:
                 if r.get("median_ms") and s.get("median_ms")
                 else None
             )
+            # The target is a page's own time at both scales: the same address, a database
+            # that grew. A generated ward's page is another page (more projects than the
+            # seed's), and a download grows with what it holds (its target is the ceiling):
+            # their ratios are shown, not judged.
+            judged = not page.startswith(DOWNLOADS) and r.get("url") == s.get("url")
             checks.append(
                 {
                     "scale": name,
                     "what": page,
-                    "target": f"median ≤ {MAX_MEDIAN_RATIO} × small",
+                    "target": f"median ≤ {MAX_MEDIAN_RATIO} × small"
+                    + ("" if judged else " (shown only: another page or a download)"),
                     "value": f"{_fmt(s.get('median_ms'))} → {_fmt(r.get('median_ms'))} ms"
                     + (f" (× {ratio:.2f})" if ratio else ""),
-                    "ok": None if ratio is None else ratio <= MAX_MEDIAN_RATIO,
+                    "ok": None if ratio is None or not judged else ratio <= MAX_MEDIAN_RATIO,
                 }
             )
         for what, e in big.get("exports", {}).items():
@@ -1004,8 +1020,11 @@ def report(data: dict, vendors: list[str] | None = None) -> str:
                 ["scale", "what", "target", "small → scale", "result"],
                 [[c["scale"], c["what"], c["target"], c["value"], _mark(c["ok"])] for c in checks],
             )
-            met = sum(1 for c in checks if c["ok"])
-            lines.append(f"\n{met} of {len(checks)} targets met.")
+            judged = [c for c in checks if c["ok"] is not None]
+            met = sum(1 for c in judged if c["ok"])
+            lines.append(
+                f"\n{met} of {len(judged)} targets met ({len(checks) - len(judged)} shown only)."
+            )
         from bench.load import report_lines  # no Django at import
 
         lines += report_lines(run)

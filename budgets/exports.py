@@ -566,12 +566,15 @@ def year_workbook(
     fiscal_year: FiscalYear,
     stages: Sequence[Stage] | None = None,
     wards: Sequence[Ward] | None = None,
+    every_ward_id: frozenset[int] | None = None,
     drafts: bool = False,
 ) -> bytes:
     """The summary sheet and a sheet for each ward and the pool (or only ``wards``): see
     selectors.year_export for which wards a year's workbook has."""
     visible = list(fiscal_year.published_stages if stages is None else stages)
-    export = selectors.year_export(fiscal_year=fiscal_year, stages=visible, wards=wards)
+    export = selectors.year_export(
+        fiscal_year=fiscal_year, stages=visible, wards=wards, every_ward_id=every_ward_id
+    )
     wb = Workbook(write_only=True)
     styles = _Styles(wb)
     ward_sheets: dict[int, WardSheetTotals] = {}

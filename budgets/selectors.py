@@ -288,6 +288,18 @@ def fund_list() -> list[Fund]:
     return list(Fund.objects.order_by("position"))
 
 
+def ward_list_flagged(*, fiscal_year: FiscalYear) -> list[Ward]:
+    """Every ward, each with ``in_year``: whether it has projects or an allocation in
+    ``fiscal_year`` (the ward switch lists those, not the wards of other years)."""
+    in_year = {"ward": OuterRef("pk"), "fiscal_year": fiscal_year}
+    return list(
+        Ward.objects.order_by("position").annotate(
+            in_year=Exists(Project.objects.filter(**in_year))
+            | Exists(Allocation.objects.filter(**in_year))
+        )
+    )
+
+
 # --- City page -------------------------------------------------------------------------------
 
 
@@ -461,11 +473,13 @@ def ward_ledger(
     with_entry: bool = False,
     with_visions: bool = True,
     submission_stage: Stage | None = None,
+    funds: list[Fund] | None = None,
 ) -> WardLedger:
     return ward_ledgers(
         fiscal_year=fiscal_year,
         stages=stages,
         wards=[ward],
+        funds=funds,
         with_entry=with_entry,
         with_visions=with_visions,
         submission_stage=submission_stage,
@@ -503,12 +517,13 @@ def ward_ledgers(
         reference = _reference_amounts(fiscal_year, visible)
     allocations, printed = reference.allocations, reference.printed
     fund_by_id = {fund.id: fund for fund in funds}
-    ward_year_rows = WardYear.objects.filter(fiscal_year=fiscal_year, ward__in=ward_ids)
+    # No ordering: these rows go into a dict, and the model's ordering joins the wards.
+    ward_year_rows = WardYear.objects.filter(fiscal_year=fiscal_year, ward__in=ward_ids).order_by()
     if submission_stage is not None:
         # The entry sheet's submission rides on the ward-year's row: no query of its own.
         submitted = WardSubmission.objects.filter(
             ward=OuterRef("ward"), fiscal_year=OuterRef("fiscal_year"), stage=submission_stage
-        )
+        ).order_by()  # the model's ordering would join the ward for each row
         ward_year_rows = ward_year_rows.annotate(
             submission_pk=Subquery(submitted.values("pk")[:1]),
             submitted_at=Subquery(submitted.values("submitted_at")[:1]),
@@ -644,12 +659,16 @@ def project_detail(
 ) -> ProjectDetail:
     visible = list(fiscal_year.published_stages if stages is None else stages)
     project = (
+        # The year and ward are known already: joining them again only makes the query
+        # slower to plan (an 8-table join plans longer than it runs).
         Project.objects.filter(fiscal_year=fiscal_year, ward=ward, pk=pk)
-        .select_related("pillar", "fund", "ward", "fiscal_year", "previous__fiscal_year")
+        .order_by()
+        .select_related("pillar", "fund", "previous__fiscal_year", "previous__ward")
         .prefetch_related(
             Prefetch(
                 "figures",
-                queryset=StageFigure.objects.filter(stage__in=visible),
+                # By stage alone: the model's ordering (by project) would join the project.
+                queryset=StageFigure.objects.filter(stage__in=visible).order_by("stage"),
                 to_attr="visible_figures",
             ),
             Prefetch(
@@ -670,6 +689,7 @@ def project_detail(
     )
     if project is None:
         raise Http404("No such project")
+    project.fiscal_year, project.ward = fiscal_year, ward
     by_stage = {figure.stage: figure for figure in project.visible_figures}
     cells = [
         FigureCell(
@@ -1010,28 +1030,41 @@ def _summed_totals(
 
 
 def year_export(
-    *, fiscal_year: FiscalYear, stages: Sequence[Stage], wards: Sequence[Ward] | None = None
+    *,
+    fiscal_year: FiscalYear,
+    stages: Sequence[Stage],
+    wards: Sequence[Ward] | None = None,
+    every_ward_id: frozenset[int] | None = None,
 ) -> YearExport:
     """The ledgers and the rollup of ``wards``, in one read of the funds, the wards, the
     allocations and printed totals and the totals.
 
     Without ``wards``: the wards that had projects or an allocation that year, and the
     city's current wards (those of the latest year with published figures) even when
-    they had nothing, so a ward that has since gone is not a blank sheet in every year."""
+    they had nothing, so a ward that has since gone is not a blank sheet in every year.
+    ``every_ward_id``: every ward's id, when the caller has read them already (with ``wards``
+    only: it tells whether they are the whole city)."""
     visible = list(stages)
     funds = fund_list()
-    latest = (
-        FiscalYear.objects.filter(published_stage__isnull=False).order_by("-year").values("year")
-    )[:1]
-    in_latest = {"ward": OuterRef("pk"), "fiscal_year": Subquery(latest)}
-    every_ward = list(
-        Ward.objects.annotate(
-            current=Exists(Project.objects.filter(**in_latest))
-            | Exists(Allocation.objects.filter(**in_latest))
-        ).order_by("position")
-    )
-    chosen = every_ward if wards is None else sorted(wards, key=lambda w: w.position)
-    whole_city = wards is None or {w.pk for w in chosen} >= {w.pk for w in every_ward}
+    if wards is None:
+        latest = (
+            FiscalYear.objects.filter(published_stage__isnull=False)
+            .order_by("-year")
+            .values("year")
+        )[:1]
+        in_latest = {"ward": OuterRef("pk"), "fiscal_year": Subquery(latest)}
+        chosen = list(
+            Ward.objects.annotate(
+                current=Exists(Project.objects.filter(**in_latest))
+                | Exists(Allocation.objects.filter(**in_latest))
+            ).order_by("position")
+        )
+        whole_city = True
+    else:
+        chosen = sorted(wards, key=lambda w: w.position)
+        if every_ward_id is None:
+            every_ward_id = frozenset(Ward.objects.values_list("pk", flat=True))
+        whole_city = {w.pk for w in chosen} >= every_ward_id
     reference = _reference_amounts(fiscal_year, visible)
     ledgers = ward_ledgers(
         fiscal_year=fiscal_year,
@@ -1226,11 +1259,18 @@ def project_search_rows() -> QuerySet[Project]:
     then reads the figures of its 25 projects only, not of every project searched."""
     annotations = {}
     for stage in Stage:
-        shown = StageFigure.objects.filter(
-            project=OuterRef("pk"), stage=stage, project__fiscal_year__published_stage__gte=stage
+        # No ordering: the model's (by project) would join and sort for each row.
+        figure = StageFigure.objects.filter(project=OuterRef("pk"), stage=stage).order_by()
+        published = Q(fiscal_year__published_stage__gte=stage)
+        annotations[f"amount_{stage}"] = Case(
+            When(published, then=Subquery(figure.values("amount")[:1]))
         )
-        annotations[f"amount_{stage}"] = Subquery(shown.values("amount")[:1])
-        annotations[f"entered_{stage}"] = Case(When(Exists(shown), then=1), default=0)
+        # A scalar LIMIT 1 subquery, not EXISTS: PostgreSQL plans EXISTS in a select list
+        # as a hashed subplan over every figure; this one reads the unique index per row.
+        annotations[f"entered_{stage}"] = Case(
+            When(published, then=Coalesce(Subquery(figure.values(one=Value(1))[:1]), 0)),
+            default=0,
+        )
     return (
         Project.objects.filter(fiscal_year__published_stage__isnull=False)
         .select_related("ward", "fiscal_year", "pillar", "fund")
@@ -1274,9 +1314,9 @@ def previous_year_totals(*, previous: FiscalYear | None, ward: Ward) -> YearComp
             scalar(at_stage.filter(amount__isnull=True), Count("pk")), 0
         )
     annotations["allocation"] = Subquery(
-        Allocation.objects.filter(fiscal_year=previous, ward=ward, fund=OuterRef("pk")).values(
-            "amount"
-        )[:1]
+        Allocation.objects.filter(fiscal_year=previous, ward=ward, fund=OuterRef("pk"))
+        .order_by()
+        .values("amount")[:1]
     )
     funds = Fund.objects.order_by("position").annotate(**annotations)
     return YearComparison(

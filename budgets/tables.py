@@ -452,7 +452,9 @@ class OpenDataTable(tables.Table):
         yield [force_str(c.header, strings_only=True) for c in columns]
         getters = [self._value_getter(c) for c in columns]
         data = self.data.data
-        records = data.iterator(chunk_size=2000) if isinstance(data, QuerySet) else data
+        # 500 rows a fetch, as many as a streamed download writes a chunk: memory stays
+        # at one chunk's projects (a server-side cursor on PostgreSQL).
+        records = data.iterator(chunk_size=500) if isinstance(data, QuerySet) else data
         stages = self.stages
         for record in records:
             totals = project_stage_totals(record, stages)

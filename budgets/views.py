@@ -6,7 +6,7 @@ from urllib.parse import quote
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
@@ -93,10 +93,15 @@ def city(request: HttpRequest, year: int | None = None) -> HttpResponse:
 def ward(request: HttpRequest, year: int, ward: str) -> HttpResponse:
     years = ward_selectors.fiscal_year_context(year=year)
     fiscal_year = years.fiscal_year
-    wards = list(ward_selectors.ward_list())
+    wards = selectors.ward_list_flagged(fiscal_year=fiscal_year)
     ward_obj = ward_selectors.ward_in(wards, slug=ward)
-    ledger = selectors.ward_ledger(fiscal_year=fiscal_year, ward=ward_obj)
     previous_year = selectors.previous_year_totals(previous=years.previous_public, ward=ward_obj)
+    # The comparison's query already read the funds: the ledger reuses them.
+    ledger = selectors.ward_ledger(
+        fiscal_year=fiscal_year,
+        ward=ward_obj,
+        funds=[row.fund for row in previous_year.funds] if previous_year else None,
+    )
     table = WardLedgerTable(
         ledger,
         caption=_("%(year)s %(ward)s の事業（単位：千円）")
@@ -109,7 +114,7 @@ def ward(request: HttpRequest, year: int, ward: str) -> HttpResponse:
         {
             **_years_context(years),
             "ward": ward_obj,
-            "wards": wards,
+            "wards": [w for w in wards if w.in_year or w.pk == ward_obj.pk],
             "ward_year": ledger.ward_year,
             "ledger": ledger,
             "table": table,
@@ -507,16 +512,23 @@ def cross_year_export(request: HttpRequest) -> HttpResponse:
     )
 
 
-def open_data_csv(request: HttpRequest, year: int) -> HttpResponse:
+# Streamed: the rows are read and written a few hundred at a time, so memory stays flat
+# however many projects the year has (the year is looked up first: a 404 is a 404).
+def open_data_csv(request: HttpRequest, year: int) -> StreamingHttpResponse:
     fiscal_year = ward_selectors.fiscal_year_get(year=year)
-    content = exports.open_data_csv(fiscal_year)
-    return _download(content, f"kumamachi_{year}.csv", "text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        exports.open_data_csv_chunks(fiscal_year), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = attachment_header(f"kumamachi_{year}.csv")
+    return response
 
 
-def open_data_json(request: HttpRequest, year: int) -> HttpResponse:
+def open_data_json(request: HttpRequest, year: int) -> StreamingHttpResponse:
     fiscal_year = ward_selectors.fiscal_year_get(year=year)
-    content = exports.open_data_json(fiscal_year)
-    response = HttpResponse(content, content_type="application/json; charset=utf-8")
+    response = StreamingHttpResponse(
+        exports.open_data_json_chunks(fiscal_year),
+        content_type="application/json; charset=utf-8",
+    )
     response["Content-Disposition"] = content_disposition_header(False, f"kumamachi_{year}.json")
     return response
 
@@ -545,6 +557,7 @@ def staff_export(request: HttpRequest, year: int, ward: str | None = None) -> Ht
         fiscal_year=fiscal_year,
         stages=selectors.staff_stages(fiscal_year),
         wards=wards,
+        every_ward_id=roles.ward_ids_every(request.user),  # read with the roles
         drafts=True,
     )
     name = wards[0].name_ja if len(wards) == 1 else "担当区"

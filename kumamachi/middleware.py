@@ -1,4 +1,4 @@
-"""Japanese first: the interface is Japanese unless the reader chose English."""
+"""Japanese first: the interface is Japanese unless the address asks for English."""
 
 from django.conf import settings
 from django.middleware.locale import LocaleMiddleware
@@ -6,12 +6,11 @@ from django.utils import translation
 
 
 class JapaneseFirstLocaleMiddleware(LocaleMiddleware):
-    """Like Django's LocaleMiddleware, but the browser's Accept-Language does not switch a
-    Japanese municipal site to English: only the language switch (its cookie) does."""
+    """The language is in the address: ``/en/…`` is English, every other address Japanese.
+    Neither the browser's Accept-Language nor a cookie switches a Japanese municipal site to
+    English, so one address always shows one page, to every reader and every cache."""
 
     def process_request(self, request):
-        code = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
-        if code not in dict(settings.LANGUAGES):
-            code = settings.LANGUAGE_CODE
+        code = translation.get_language_from_path(request.path_info) or settings.LANGUAGE_CODE
         translation.activate(code)
         request.LANGUAGE_CODE = translation.get_language()

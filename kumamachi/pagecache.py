@@ -17,16 +17,12 @@ from collections.abc import Callable
 
 from django.apps import apps
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import F
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import get_token
 from django.utils.translation import get_language
 
-# The language switch's CSRF token differs per reader: the cached copy holds this marker,
-# and each answer gets the reader's own token in its place.
-CSRF_PLACEHOLDER = "__kumamachi_csrf_token__"
 HEADER = "X-Page-Cache"
 LEDGER_APPS = ("wards", "budgets")
 # A page larger than this is rendered each time rather than filling the cache.
@@ -41,7 +37,7 @@ class PageStore:
 
     def __init__(self, *, max_entries: int, max_bytes: int):
         self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._pages: OrderedDict[tuple, tuple[tuple[bytes, ...], str]] = OrderedDict()
+        self._pages: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -52,18 +48,17 @@ class PageStore:
                 self._pages.move_to_end(key)
             return page
 
-    def set(self, key: tuple, parts: tuple[bytes, ...], content_type: str) -> None:
-        size = sum(len(p) for p in parts)
+    def set(self, key: tuple, content: bytes, content_type: str) -> None:
         with self._lock:
             if key in self._pages:
                 return
-            self._pages[key] = (parts, content_type)
-            self._bytes += size
+            self._pages[key] = (content, content_type)
+            self._bytes += len(content)
             while self._pages and (
                 len(self._pages) > self.max_entries or self._bytes > self.max_bytes
             ):
-                _, (old_parts, _type) = self._pages.popitem(last=False)
-                self._bytes -= sum(len(p) for p in old_parts)
+                _, (old, _type) = self._pages.popitem(last=False)
+                self._bytes -= len(old)
 
     def clear(self) -> None:
         with self._lock:
@@ -79,7 +74,24 @@ store = PageStore(max_entries=settings.PAGE_CACHE_ENTRIES, max_bytes=settings.PA
 
 def version_current() -> int:
     """The content version: read on every cached page, so a plain cursor (the ORM's
-    query building costs more than the query itself)."""
+    query building costs more than the query itself).
+
+    When this is a request's first query on a kept connection, the read stands in for
+    Django's health check (CONN_HEALTH_CHECKS), whose ``SELECT 1`` would cost a second
+    round trip, as long as the read itself: if the connection has gone bad, it is closed
+    and the read made once more on a new one, as the health check would."""
+    checking = connection.health_check_enabled and not connection.health_check_done
+    if not checking or connection.in_atomic_block:
+        return _version_read()
+    connection.health_check_done = True
+    try:
+        return _version_read()
+    except (OperationalError, InterfaceError):
+        connection.close()
+        return _version_read()
+
+
+def _version_read() -> int:
     from wards.models import ContentVersion
 
     with connection.cursor() as cursor:
@@ -100,11 +112,14 @@ def version_bump(**_kwargs) -> None:
 def connect_signals() -> None:
     """Every ledger model's save, delete and many-to-many change bumps the version (the
     audited querysets bump it for their bulk writes)."""
+    from simple_history.models import HistoricalChanges
+
     from wards.models import ContentVersion
 
     for label in LEDGER_APPS:
         for model in apps.get_app_config(label).get_models():
-            if model is ContentVersion:
+            # A history row is written with the row it records, which bumps already.
+            if model is ContentVersion or issubclass(model, HistoricalChanges):
                 continue
             uid = f"pagecache_{model._meta.label_lower}"
             post_save.connect(version_bump, sender=model, dispatch_uid=f"{uid}_save")
@@ -113,14 +128,6 @@ def connect_signals() -> None:
                 m2m_changed.connect(
                     version_bump, sender=field.remote_field.through, dispatch_uid=f"{uid}_m2m"
                 )
-
-
-def csrf_placeholder(request: HttpRequest) -> dict:
-    """Context processor: a page being rendered for the cache gets the marker as its
-    CSRF token (it runs after Django's own csrf processor, so it wins)."""
-    if getattr(request, "_page_cache_render", False):
-        return {"csrf_token": CSRF_PLACEHOLDER}
-    return {}
 
 
 def _cacheable_request(request: HttpRequest) -> bool:
@@ -135,12 +142,6 @@ def _key(request: HttpRequest, version: int) -> tuple:
     return (version, get_language(), request.get_full_path())
 
 
-def _with_token(request: HttpRequest, parts: tuple[bytes, ...]) -> bytes:
-    if len(parts) == 1:
-        return parts[0]
-    return get_token(request).encode().join(parts)
-
-
 def cache_public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Serve a public page from the cache while the ledger is unchanged."""
 
@@ -151,28 +152,24 @@ def cache_public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         key = _key(request, version_current())
         cached = store.get(key)
         if cached is not None:
-            parts, content_type = cached
-            response = HttpResponse(_with_token(request, parts), content_type=content_type)
+            content, content_type = cached
+            response = HttpResponse(content, content_type=content_type)
             response[HEADER] = "hit"
             return response
-        request._page_cache_render = True
-        try:
-            response = view(request, *args, **kwargs)
-        finally:
-            request._page_cache_render = False
+        response = view(request, *args, **kwargs)
         if getattr(response, "render", None) and not response.is_rendered:
             response.render()
-        if response.streaming:
-            return response
-        parts = tuple(response.content.split(CSRF_PLACEHOLDER.encode()))
         if (
             response.status_code == 200
+            and not response.streaming
             and not response.cookies
+            # A page that asked for a CSRF token (a form) is each reader's own; the public
+            # pages have none (the language switch is a link).
+            and not request.META.get("CSRF_COOKIE_NEEDS_UPDATE")
             and len(response.content) <= MAX_CACHED_BYTES
         ):
-            store.set(key, parts, response["Content-Type"])
+            store.set(key, response.content, response["Content-Type"])
             response[HEADER] = "miss"
-        response.content = _with_token(request, parts)
         return response
 
     return wrapper

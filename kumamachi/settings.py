@@ -76,7 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "kumamachi.pagecache.csrf_placeholder",
+                "kumamachi.context_processors.language_switch",
             ],
         },
     },

@@ -1,5 +1,6 @@
 import os
 
+from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
@@ -16,9 +17,9 @@ urlpatterns = [
         RedirectView.as_view(pattern_name="budgets:staff-login", query_string=True),
     ),
     path("admin/", admin.site.urls),
-    path("i18n/", include("django.conf.urls.i18n")),
-    path("", include("budgets.urls")),
 ]
+# Japanese at the plain addresses, English under /en/ (the language switch links to it).
+urlpatterns += i18n_patterns(path("", include("budgets.urls")), prefix_default_language=False)
 
 # The load test's ceiling view (bench/ceiling.py): only when the benchmark asks for it.
 if os.environ.get("KUMAMACHI_BENCH_CEILING") == "1":

@@ -100,6 +100,14 @@ def _roles_load(user) -> None:
     user._kumamachi_is_planner = is_planner
     user._kumamachi_wards = [w for w in wards if is_planner or w.user_is_member]
     user._kumamachi_ward_ids = frozenset(w.pk for w in user._kumamachi_wards)
+    user._kumamachi_every_ward_id = frozenset(w.pk for w in wards)
+
+
+def ward_ids_every(user) -> frozenset[int]:
+    """Every ward's id, read with the user's roles (no query when they are loaded)."""
+    if getattr(user, "_kumamachi_every_ward_id", None) is None:
+        _roles_load(user)
+    return user._kumamachi_every_ward_id
 
 
 def user_ward_get(user, *, slug: str):

@@ -66,17 +66,17 @@ def test_public_pages_have_no_axe_violations(page, live_server, seeded):
     assert page.locator("table:has(> caption#search-results) tbody tr.row-project").count() > 0
     assert page.get_by_role("navigation", name="ページ").count() == 1
 
-    # English: the language switch sets the cookie, the pages follow it.
+    # English: the language switch links to the same page under /en/, and its links stay there.
     page.goto(base + "/2021/")
-    page.get_by_role("button", name="English").click()
+    page.get_by_role("link", name="English").click()
     page.wait_for_function("document.documentElement.lang === 'en'")
     assert "FY2021" in page.locator("h1").inner_text()
     _check(page, found, "en-city-2021")
     page.get_by_role("link", name="Kita Ward", exact=True).first.click()
-    page.wait_for_url("**/2021/kita/")
+    page.wait_for_url("**/en/2021/kita/")
     assert "Kita Ward" in page.locator("h1").inner_text()
     _check(page, found, "en-ward-2021-kita")
-    _check(page, found, "en-city-2024", url=base + "/2024/")
+    _check(page, found, "en-city-2024", url=base + "/en/2024/")
 
     report = axe_report(found)
     if report:

@@ -126,13 +126,13 @@ def test_citizen_path_from_the_city_to_a_project_search_glossary_and_english(
     # The glossary, then English and back on the same page.
     page.get_by_role("navigation", name="サイト").get_by_role("link", name="ことばの説明").click()
     page.wait_for_url("**/glossary/")
-    page.get_by_role("button", name="English").click()
+    page.get_by_role("link", name="English").click()
     page.wait_for_function("document.documentElement.lang === 'en'")
-    assert path_of(page) == "/glossary/"
+    assert path_of(page) == "/en/glossary/"  # an address of its own, to share
     years = page.locator(".year-switcher")
     assert "FY2021" in years.inner_text() and "FY2024" in years.inner_text()
     assert "令和" not in years.inner_text()
-    page.get_by_role("button", name="日本語").click()
+    page.get_by_role("link", name="日本語").click()
     page.wait_for_function("document.documentElement.lang === 'ja'")
     assert path_of(page) == "/glossary/"
     assert "令和3年度" in page.locator(".year-switcher").inner_text()

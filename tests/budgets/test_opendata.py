@@ -8,6 +8,7 @@ import json
 import pytest
 from openpyxl import load_workbook
 
+from budgets import exports
 from budgets.exports import clean_text, neutralise
 from budgets.models import Project
 from tests.factories import FundFactory, ProjectFactory, StageFigureFactory
@@ -113,7 +114,8 @@ CONTROL = "北区\x01事業\x08の\x0b名\x0c前\x1f"
 def _csv(client, year=2021):
     response = client.get(f"/{year}/data.csv")
     assert response.status_code == 200
-    return response, list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    response.body = response.getvalue()  # streamed: it can be read once
+    return response, list(csv.reader(io.StringIO(response.body.decode("utf-8-sig"))))
 
 
 def _csv_dicts(client, year=2021) -> list[dict]:
@@ -125,19 +127,29 @@ def _json(client, year=2021) -> dict:
     response = client.get(f"/{year}/data.json")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json; charset=utf-8"
-    return json.loads(response.content.decode("utf-8"))
+    return json.loads(response.getvalue().decode("utf-8"))
 
 
 # --- CSV ------------------------------------------------------------------------------------------
 
 
+def test_csv_and_json_are_streamed_in_chunks_not_built_whole(seeded, client, monkeypatch):
+    monkeypatch.setattr(exports, "_CHUNK_ROWS", 5)
+    for url in ("/2021/data.csv", "/2021/data.json"):
+        response = client.get(url)
+        assert response.streaming, url
+        chunks = list(response.streaming_content)
+        # 28 projects in rows of 5: the body arrives in pieces as it is written.
+        assert len(chunks) >= 6, (url, len(chunks))
+
+
 def test_csv_is_utf8_with_bom_and_a_header(seeded, client):
     response, rows = _csv(client)
-    assert response.content.startswith(b"\xef\xbb\xbf")
+    assert response.body.startswith(b"\xef\xbb\xbf")
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="kumamachi_2021.csv"'
     assert rows[0] == COLUMNS
-    assert b"\r\n" in response.content  # RFC 4180 line ends
+    assert b"\r\n" in response.body  # RFC 4180 line ends
     # One row per project of the year: 北区 9, 中央区 19.
     assert len(rows) == 1 + Project.objects.filter(fiscal_year_id=2021).count() == 1 + 28
 
@@ -356,7 +368,9 @@ def test_control_characters_never_crash_a_download(hostile, client):
         "/2021/kita/",
         f"/2021/kita/{hostile[-2].pk}/",
     ):
-        assert client.get(url).status_code == 200, url
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.getvalue(), url  # a streamed download fails while it is sent
 
 
 def test_html_in_names_is_escaped_on_the_ward_page(seeded, client):
@@ -449,7 +463,7 @@ def test_iter_values_is_as_values(hostile, year):
 
 
 def test_json_is_written_as_json_dumps_would(hostile, client):
-    body = client.get("/2021/data.json").content.decode("utf-8")
+    body = client.get("/2021/data.json").getvalue().decode("utf-8")
     assert body == json.dumps(json.loads(body), ensure_ascii=False, indent=1)
 
 
@@ -457,7 +471,7 @@ def test_json_of_a_year_without_projects(db, client):
     from tests.factories import FiscalYearFactory
 
     FiscalYearFactory(year=2030, published_stage=Stage.INITIAL)
-    body = client.get("/2030/data.json").content.decode("utf-8")
+    body = client.get("/2030/data.json").getvalue().decode("utf-8")
     assert json.loads(body)["projects"] == []
     assert body == json.dumps(json.loads(body), ensure_ascii=False, indent=1)
     _, rows = _csv(client, 2030)

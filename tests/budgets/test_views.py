@@ -61,6 +61,28 @@ def test_ward_page_shows_projects_grouped_by_pillar_with_totals(client, kita, ye
     assert "公表済み：決算額まで" in html
 
 
+def test_ward_switch_lists_the_wards_of_that_year(client, kita, year2021):
+    import re
+
+    _ledger(kita, year2021, 1)
+    chuo = WardFactory(slug="chuo", name_ja="中央区", position=1)
+    AllocationFactory(ward=chuo, fiscal_year=year2021, amount=19_000_000)  # no project yet
+    # A ward with data in another year only, and one with none at all.
+    gone = WardFactory(slug="gone", name_ja="旧区", position=7)
+    _ledger(gone, FiscalYearFactory(year=2020, published_stage=Stage.SETTLEMENT), 1)
+    empty = WardFactory(slug="empty", name_ja="空区", position=8)
+
+    def switch(url):
+        html = client.get(url).content.decode()
+        nav = re.search(r'<nav class="ward-switcher".*?</nav>', html, re.S)[0]
+        return re.findall(r'href="/\d+/(\w+)/"', nav)
+
+    assert switch("/2021/kita/") == ["chuo", "kita"]
+    # The ward being read is always in its own switch, with or without data.
+    assert switch(f"/2021/{empty.slug}/") == ["chuo", "kita", "empty"]
+    assert switch("/2020/gone/") == ["gone"]
+
+
 def test_three_states_render_differently(client, kita, year2021):
     fund = FundFactory(code="machizukuri")
     zero = project_with_figures({Stage.INITIAL: 0}, ward=kita, fiscal_year=year2021, fund=fund)

@@ -1,14 +1,12 @@
 """Synthetic data for the benchmark (bench/generate.py): bulk inserts, no history rows."""
 
-import os
-import subprocess
-import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from bench import generate as gen
+from bench import rerun_on
 from bench import run as bench_run
 
 
@@ -34,17 +32,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        url = options["database_url"]
-        if url and os.environ.get("DATABASE_URL") != url:
-            # Settings read DATABASE_URL once, at start-up: run again with it set.
-            argv = [a for a in sys.argv[1:] if not a.startswith("--database-url=")]
-            if "--database-url" in argv:
-                index = argv.index("--database-url")
-                del argv[index : index + 2]
-            env = {**os.environ, "DATABASE_URL": url}
-            code = subprocess.call([sys.executable, sys.argv[0], *argv], env=env)
-            if code:
-                raise CommandError(f"bench_generate failed (exit status {code}).")
+        if rerun_on(options["database_url"], "bench_generate"):
             return
         self.stdout.write(
             f"Generating {options['wards']} wards × {options['years']} years × "

@@ -1,11 +1,8 @@
 """Measure the app on the database it is pointed at (bench/run.py); see BENCHMARKS.md."""
 
-import os
-import subprocess
-import sys
+from django.core.management.base import BaseCommand
 
-from django.core.management.base import BaseCommand, CommandError
-
+from bench import rerun_on
 from bench import run as bench
 
 
@@ -44,17 +41,7 @@ class Command(BaseCommand):
         if options["report"]:
             self.stdout.write(bench.report(bench.load_results(options["out"])))
             return
-        url = options["database_url"]
-        if url and os.environ.get("DATABASE_URL") != url:
-            # Settings read DATABASE_URL once, at start-up: run again with it set.
-            argv = [a for a in sys.argv[1:] if not a.startswith("--database-url=")]
-            if "--database-url" in argv:
-                index = argv.index("--database-url")
-                del argv[index : index + 2]
-            env = {**os.environ, "DATABASE_URL": url}
-            code = subprocess.call([sys.executable, sys.argv[0], *argv], env=env)
-            if code:
-                raise CommandError(f"bench_run failed (exit status {code}).")
+        if rerun_on(options["database_url"], "bench_run"):
             return
         from django.db import connection
 
