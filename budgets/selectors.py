@@ -16,9 +16,11 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import (
     BigIntegerField,
+    BooleanField,
     Case,
     Count,
     Exists,
+    ExpressionWrapper,
     F,
     IntegerField,
     Max,
@@ -288,16 +290,27 @@ def fund_list() -> list[Fund]:
     return list(Fund.objects.order_by("position"))
 
 
+def _ward_in_year(fiscal_year: FiscalYear) -> Q:
+    """A ward that has projects or an allocation in ``fiscal_year``."""
+    in_year = {"ward": OuterRef("pk"), "fiscal_year": fiscal_year}
+    return Q(Exists(Project.objects.filter(**in_year))) | Q(
+        Exists(Allocation.objects.filter(**in_year))
+    )
+
+
 def ward_list_flagged(*, fiscal_year: FiscalYear) -> list[Ward]:
     """Every ward, each with ``in_year``: whether it has projects or an allocation in
     ``fiscal_year`` (the ward switch lists those, not the wards of other years)."""
-    in_year = {"ward": OuterRef("pk"), "fiscal_year": fiscal_year}
     return list(
         Ward.objects.order_by("position").annotate(
-            in_year=Exists(Project.objects.filter(**in_year))
-            | Exists(Allocation.objects.filter(**in_year))
+            in_year=ExpressionWrapper(_ward_in_year(fiscal_year), output_field=BooleanField())
         )
     )
+
+
+def ward_list_of_year(*, fiscal_year: FiscalYear) -> list[Ward]:
+    """The wards with projects or an allocation in ``fiscal_year``, in position order."""
+    return list(Ward.objects.filter(_ward_in_year(fiscal_year)).order_by("position"))
 
 
 # --- City page -------------------------------------------------------------------------------

@@ -55,7 +55,10 @@ def city(request: HttpRequest, year: int | None = None) -> HttpResponse:
     if years is None:
         return render(request, "budgets/empty.html", status=200)
     fiscal_year = years.fiscal_year
-    rollup = selectors.city_rollup(fiscal_year=fiscal_year)
+    # Only the wards with projects or an allocation that year have a row: the others are
+    # not even summed (at national scale, most wards of the database are not this year's).
+    wards = selectors.ward_list_of_year(fiscal_year=fiscal_year)
+    rollup = selectors.city_rollup(fiscal_year=fiscal_year, wards=wards)
     fund_tables = [
         CityFundTable(
             rollup,

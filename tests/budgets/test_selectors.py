@@ -662,3 +662,21 @@ def test_execution_rate_rounds_half_up_like_the_city_tables():
     settled = StageTotal(stage=Stage.SETTLEMENT, amount=100_000, projects=1, entered=1)
     # 100 / 1,600 = 6.25%: 四捨五入 gives 6.3, banker's rounding would give 6.2.
     assert str(execution_rate(february, settled)) == "6.3"
+
+
+def test_the_wards_of_a_year_are_those_with_projects_or_an_allocation_that_year():
+    year, other = FiscalYearFactory(year=2021), FiscalYearFactory(year=2020)
+    with_project = ProjectFactory(fiscal_year=year).ward
+    with_allocation = AllocationFactory(fiscal_year=year).ward
+    elsewhere = ProjectFactory(fiscal_year=other).ward
+    nothing = WardFactory()
+    of_year = selectors.ward_list_of_year(fiscal_year=year)
+    assert set(of_year) == {with_project, with_allocation}
+    assert [w.position for w in of_year] == sorted(w.position for w in of_year)
+    flagged = {w: w.in_year for w in selectors.ward_list_flagged(fiscal_year=year)}
+    assert flagged == {
+        with_project: True,
+        with_allocation: True,
+        elsewhere: False,
+        nothing: False,
+    }
