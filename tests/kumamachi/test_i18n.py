@@ -56,3 +56,18 @@ def test_staff_pages_work_in_both_languages(client, office):
     client.force_login(office.kita_staff)
     assert client.get("/en/staff/2025/kita/").status_code == 200
     assert client.get("/en/admin/").status_code == 404  # the admin is Japanese only
+
+
+def test_english_staff_addresses_are_guarded_like_the_japanese_ones(client, office):
+    pk = office.kita_projects[0].pk
+    for url in ("/en/staff/", "/en/staff/2025/kita/", f"/en/staff/projects/{pk}/"):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/en/staff/login/"), (url, response["Location"])
+    client.force_login(office.chuo_staff)  # another ward's staff
+    for url in ("/en/staff/2025/kita/", f"/en/staff/projects/{pk}/"):
+        assert client.get(url).status_code in (403, 404), url
+        japanese = url.removeprefix("/en")
+        assert client.get(url).status_code == client.get(japanese).status_code, url
+    client.force_login(office.kita_staff)
+    assert client.get("/en/staff/2025/kita/").status_code == 200
