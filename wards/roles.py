@@ -4,6 +4,8 @@ Groups carry the model permissions the admin checks; ward membership (``Ward.mem
 scopes ward staff to their own wards' rows.
 """
 
+from dataclasses import dataclass
+
 from django.apps import apps
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import AnonymousUser, Group, Permission
@@ -66,23 +68,35 @@ def user_is_planner(user) -> bool:
         return False
     if user.is_superuser:
         return True
-    if getattr(user, "_kumamachi_is_planner", None) is None:
-        _roles_load(user)
-    return user._kumamachi_is_planner
+    return _roles(user).is_planner
 
 
 def user_ward_ids(user) -> frozenset[int]:
     """The wards whose data this user may enter: every ward for planners."""
     if not user.is_authenticated or not user.is_active:
         return frozenset()
-    if getattr(user, "_kumamachi_ward_ids", None) is None:
-        _roles_load(user)
-    return user._kumamachi_ward_ids
+    return _roles(user).ward_ids
 
 
-def _roles_load(user) -> None:
+@dataclass(frozen=True)
+class _Roles:
+    is_planner: bool
+    wards: list  # the wards the user may enter, in position order
+    ward_ids: frozenset[int]
+    every_ward_id: frozenset[int]
+
+
+def _roles(user) -> _Roles:
+    """The user's roles, read once per request and kept on the user object."""
+    roles = getattr(user, "_kumamachi_roles", None)
+    if roles is None:
+        roles = user._kumamachi_roles = _roles_load(user)
+    return roles
+
+
+def _roles_load(user) -> _Roles:
     """Whether the user is a planner and which wards they may enter, in one query (every
-    ward, each flagged), kept on the user object for the rest of the request."""
+    ward, each flagged)."""
     from django.db.models import Exists, OuterRef
 
     from wards.models import Ward
@@ -97,17 +111,18 @@ def _roles_load(user) -> None:
     is_planner = user.is_superuser or (
         wards[0].user_is_planner if wards else user.groups.filter(name=PLANNER_GROUP).exists()
     )
-    user._kumamachi_is_planner = is_planner
-    user._kumamachi_wards = [w for w in wards if is_planner or w.user_is_member]
-    user._kumamachi_ward_ids = frozenset(w.pk for w in user._kumamachi_wards)
-    user._kumamachi_every_ward_id = frozenset(w.pk for w in wards)
+    mine = [w for w in wards if is_planner or w.user_is_member]
+    return _Roles(
+        is_planner=is_planner,
+        wards=mine,
+        ward_ids=frozenset(w.pk for w in mine),
+        every_ward_id=frozenset(w.pk for w in wards),
+    )
 
 
 def ward_ids_every(user) -> frozenset[int]:
     """Every ward's id, read with the user's roles (no query when they are loaded)."""
-    if getattr(user, "_kumamachi_every_ward_id", None) is None:
-        _roles_load(user)
-    return user._kumamachi_every_ward_id
+    return _roles(user).every_ward_id
 
 
 def user_ward_get(user, *, slug: str):
@@ -115,9 +130,7 @@ def user_ward_get(user, *, slug: str):
     user's roles are already loaded)."""
     if not user.is_authenticated or not user.is_active:
         return None
-    if getattr(user, "_kumamachi_ward_ids", None) is None:
-        _roles_load(user)
-    return next((w for w in user._kumamachi_wards if w.slug == slug), None)
+    return next((w for w in _roles(user).wards if w.slug == slug), None)
 
 
 def user_can_enter(user, ward) -> bool:
