@@ -34,6 +34,7 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -313,8 +314,10 @@ def server_env(db_url: str, *, cache: bool, ceiling_dir: str) -> dict:
         **os.environ,
         "DATABASE_URL": db_url,
         "DJANGO_ENV": "production",
-        "DJANGO_SECRET_KEY": "bench",
+        # Production settings want a long random key; plain http on the loopback only.
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": HOST,
+        "DJANGO_INSECURE_LOCAL": "1",
         "DJANGO_DEBUG": "0",
         "DJANGO_PAGE_CACHE": "1" if cache else "0",
         "KUMAMACHI_BENCH_CEILING": "1",

@@ -5,10 +5,11 @@ from budgets import services
 from budgets.models import Allocation, Correction, Fund, PrintedTotal, Project
 from kumamachi.admin import ScopedAdmin, amount_in_thousands
 from wards import services as ward_services
+from wards.admin import VersionPageGuard
 
 
 @admin.register(Fund)
-class FundAdmin(ScopedAdmin):
+class FundAdmin(VersionPageGuard, ScopedAdmin):
     ward_path = None
     planner_only_write = True
     list_display = ["name_ja", "name_en", "code", "capped_by_allocation", "position"]
@@ -18,7 +19,7 @@ class FundAdmin(ScopedAdmin):
 
 
 @admin.register(Allocation)
-class AllocationAdmin(ScopedAdmin):
+class AllocationAdmin(VersionPageGuard, ScopedAdmin):
     planner_only_write = True
     list_display = [
         "fiscal_year",
@@ -38,7 +39,7 @@ class AllocationAdmin(ScopedAdmin):
 
 
 @admin.register(PrintedTotal)
-class PrintedTotalAdmin(ScopedAdmin):
+class PrintedTotalAdmin(VersionPageGuard, ScopedAdmin):
     planner_only_write = True
     list_display = [
         "fiscal_year",
@@ -55,7 +56,7 @@ class PrintedTotalAdmin(ScopedAdmin):
 
 
 @admin.register(Project)
-class ProjectAdmin(ScopedAdmin):
+class ProjectAdmin(VersionPageGuard, ScopedAdmin):
     list_display = ["name", "number", "ward", "fiscal_year", "pillar", "fund", "is_new"]
     # Filter choices only from the user's own rows: no other ward's pillars or wards.
     list_filter = [
@@ -74,7 +75,7 @@ class ProjectAdmin(ScopedAdmin):
 
 
 @admin.register(Correction)
-class CorrectionAdmin(ScopedAdmin):
+class CorrectionAdmin(VersionPageGuard, ScopedAdmin):
     """Corrections are made on the staff project screen; here they are only listed."""
 
     ward_path = "project__ward"

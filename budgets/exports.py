@@ -30,7 +30,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE, Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.styles.cell_style import StyleArray
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -63,8 +63,11 @@ STAGE_HEADERS = {
 AMOUNT_FORMAT = "#,##0"
 RATE_FORMAT = "0.0%"
 NO_BUDGET = "―"
-# Characters that make a spreadsheet read text as a formula (CSV injection).
-_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# Characters that make a spreadsheet read text as a formula (CSV injection), with their
+# full-width forms: Excel in Japanese turns a typed ＝１＋１ into a formula.
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+# Characters a sheet name cannot have, and the full-width ones shown instead.
+_SHEET_NAME_CHARS = str.maketrans("\\*?:/[]", "￥＊？：／［］")
 
 _THIN = Side(style="thin", color="999999")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
@@ -82,6 +85,13 @@ _MAX_TEXT = 32767
 def clean_text(value: object) -> str:
     """Text safe for a workbook: no control characters openpyxl cannot store."""
     return ILLEGAL_CHARACTERS_RE.sub("", "" if value is None else str(value))
+
+
+def sheet_title(name: str, fallback: str) -> str:
+    """A ward's name as a sheet name: at most 31 characters, none of \\ * ? : / [ ], and
+    no ' at either end (Excel refuses such names)."""
+    title = clean_text(name).translate(_SHEET_NAME_CHARS)[:31].strip("'")
+    return title or fallback[:31]
 
 
 def neutralise(value: str) -> str:
@@ -488,7 +498,8 @@ def _summary_sheet(
             for stage in Stage:
                 if total_row is None or not fund_rollup.stages[stage].visible:
                     continue
-                ref = f"'{sheet.sheet}'!{get_column_letter(STAGE_COL[stage])}{total_row}"
+                letter = get_column_letter(STAGE_COL[stage])
+                ref = f"{quote_sheetname(sheet.sheet)}!{letter}{total_row}"
                 # A blank total (nothing entered) stays blank, not 0.
                 formula = f'=IF({ref}="","",{ref})'
                 cells[2 + stage] = _formula(ws, formula, ward_styles[2 + stage])
@@ -581,7 +592,7 @@ def year_workbook(
     sheets: dict[str, Ward] = {}
     projects = selectors.year_export_projects(export)
     for ledger in _with_projects(export.ledgers, projects):
-        ws = _sheet(wb, ledger.ward.name_ja[:31])
+        ws = _sheet(wb, sheet_title(ledger.ward.name_ja, ledger.ward.slug))
         ward_sheets[ledger.ward.pk] = write_ward_sheet(ws, ledger, drafts=drafts, styles=styles)
         ws.close()  # written out now: an open sheet holds its pending XML until the save
         sheets[ws.title] = ledger.ward

@@ -14,6 +14,13 @@ def _static_choices(field: forms.ModelChoiceField, objects) -> list[tuple]:
     return empty + [(field.prepare_value(obj), field.label_from_instance(obj)) for obj in objects]
 
 
+def _id(value) -> int | None:
+    """A database id typed in the address, or None: ``isdigit`` alone admits "²" and "٣",
+    which ``int`` then refuses or reads as another number."""
+    text = str(value or "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
 class PillarChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
         return f"{obj.fiscal_year.wareki} {obj.ward.name_ja}：{obj.name}"
@@ -74,11 +81,13 @@ class ProjectSearchFilter(django_filters.FilterSet):
         fields["fund"].widget.choices = _static_choices(fields["fund"], funds)
         data = self.data or {}
         year, ward, chosen = data.get("fiscal_year"), data.get("ward"), data.get("pillar")
+        if ward and "\x00" in str(ward):
+            ward = None  # PostgreSQL refuses NUL in a text parameter; no slug has one.
         wanted = Q(pk__in=[])
-        if year and ward and str(year).isdigit():
-            wanted |= Q(fiscal_year=int(year), ward__slug=ward)
-        if chosen and str(chosen).isdigit():
-            wanted |= Q(pk=int(chosen))
+        if year and ward and (year_id := _id(year)) is not None:
+            wanted |= Q(fiscal_year=year_id, ward__slug=ward)
+        if chosen and (pillar_id := _id(chosen)) is not None:
+            wanted |= Q(pk=pillar_id)
         pillar = fields["pillar"]
         if year and ward:
             pillars = list(pillar.queryset.filter(wanted))

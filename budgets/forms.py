@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -74,7 +75,23 @@ def format_thousand_yen(value: FigureValue) -> str:
     return sen(value)
 
 
-class ThousandYenField(forms.CharField):
+class TextField(forms.CharField):
+    """A CharField whose refusal of NUL says so (Django's Japanese catalogue has
+    "何か文字を入力してください。" for it, which reads as "the field is empty")."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [
+            ProhibitNullCharactersValidator(
+                message=gettext_lazy("入力できない制御文字（NUL）が含まれています。")
+            )
+            if isinstance(v, ProhibitNullCharactersValidator)
+            else v
+            for v in self.validators
+        ]
+
+
+class ThousandYenField(TextField):
     """A text input of an amount in thousand yen; cleans to yen, None (―) or NOT_ENTERED."""
 
     def __init__(self, **kwargs):
@@ -107,7 +124,7 @@ class EntrySheetForm(forms.Form):
             self.fields[f"amount_{project.pk}"] = ThousandYenField(
                 label=label, initial=initial_values[project.pk]["amount"]
             )
-            self.fields[f"reason_{project.pk}"] = forms.CharField(
+            self.fields[f"reason_{project.pk}"] = TextField(
                 label=f"{project.name} 補正理由",
                 required=False,
                 max_length=1000,
@@ -151,7 +168,7 @@ class EntrySheetForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(
+    reason = TextField(
         label=gettext_lazy("理由"), max_length=1000, widget=forms.Textarea(attrs={"rows": 2})
     )
 
@@ -160,7 +177,7 @@ class CorrectionForm(forms.Form):
     """A planner's correction of one published figure."""
 
     amount = ThousandYenField(label=gettext_lazy("訂正後の金額（千円）"))
-    reason = forms.CharField(
+    reason = TextField(
         label=gettext_lazy("訂正理由"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3})
     )
     version = forms.IntegerField(min_value=0, widget=forms.HiddenInput)

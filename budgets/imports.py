@@ -10,7 +10,9 @@ saved through services.figures_save_sheet, with all its validations.
 The upload is untrusted. Before openpyxl sees it: its size, that it is a zip at all, and
 the zip's declared member sizes and compression ratios (zipfile never inflates a member
 past its declared size, so checking those bounds what openpyxl can unpack). openpyxl
-parses its XML through defusedxml (installed), so entity expansion is refused.
+parses its XML through defusedxml (installed), so entity expansion is refused. Every XML
+part is then counted in one streaming pass (cells per row, cells, shared strings), because
+openpyxl holds a whole row, and every shared string, in memory at once.
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ import logging
 import math
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import IO
+from xml.sax import SAXException
+from xml.sax.handler import ContentHandler
 
+from defusedxml import DefusedXmlException
+from defusedxml import sax as defused_sax
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -65,6 +72,12 @@ MAX_ZIP_MEMBERS = 1000
 MAX_DATA_ROWS = 5000
 MAX_META_ROWS = 1000
 MAX_FILE_NAME = 100
+# The entry sheet has 8 columns and a few thousand rows; these bound what openpyxl keeps.
+MAX_CELLS_PER_ROW = 1000
+MAX_CELLS = 500_000
+MAX_SHARED_STRINGS = 200_000
+# Rows below this on a sheet are not read (openpyxl yields every empty row up to a cell).
+MAX_ROW_NUMBER = 100_000
 
 TOKEN_SALT = "budgets.imports.confirm"
 TOKEN_MAX_AGE = 60 * 60  # seconds between the preview and the confirmation
@@ -244,6 +257,65 @@ def check_archive(data: bytes) -> None:
             raise too_big
 
 
+class _CellCounter(ContentHandler):
+    """Counts the cells of each row, all cells and shared strings of one XML part."""
+
+    def __init__(self, totals: dict[str, int]):
+        super().__init__()
+        self.totals = totals
+        self.in_row = 0
+
+    def startElement(self, name, attrs):
+        local = name.rsplit(":", 1)[-1]
+        if local == "c":
+            self.in_row += 1
+            self.totals["cells"] += 1
+            if self.in_row > MAX_CELLS_PER_ROW or self.totals["cells"] > MAX_CELLS:
+                raise _TooManyCells
+        elif local == "row":
+            self.in_row = 0
+        elif local == "si":
+            self.totals["strings"] += 1
+            if self.totals["strings"] > MAX_SHARED_STRINGS:
+                raise _TooManyCells
+
+
+class _TooManyCells(SAXException):
+    def __init__(self):
+        super().__init__("too many cells")
+
+
+def check_parts(data: bytes) -> None:
+    """Refuse entities anywhere, and more cells or shared strings than the limits, reading
+    each XML part as a stream (call after check_archive: the sizes are bounded)."""
+    too_many = ImportRefused(
+        _(
+            "セルが多すぎるため読み込めません（1行に%(row)s個、全体で%(cells)s個、"
+            "文字列%(strings)s個まで）。"
+        )
+        % {
+            "row": f"{MAX_CELLS_PER_ROW:,}",
+            "cells": f"{MAX_CELLS:,}",
+            "strings": f"{MAX_SHARED_STRINGS:,}",
+        }
+    )
+    totals = {"cells": 0, "strings": 0}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for member in archive.infolist():
+            if member.is_dir():
+                continue
+            try:
+                with archive.open(member) as part:
+                    defused_sax.parse(part, _CellCounter(totals))
+            except _TooManyCells as exc:
+                raise too_many from exc
+            except DefusedXmlException as exc:
+                logger.info("workbook refused: %r", exc)
+                raise _not_xlsx() from exc
+            except (SAXException, zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError):
+                continue  # not XML (an image), or damaged: openpyxl refuses it if it needs it
+
+
 # --- Cells -----------------------------------------------------------------------------------
 
 
@@ -400,6 +472,11 @@ def _sheet_rows(ws, sheet: str) -> list[tuple[int, tuple]]:
         ws.iter_rows(min_row=HEADER_ROW + 1, max_col=KEY_COL, values_only=True),
         start=HEADER_ROW + 1,
     ):
+        if number > MAX_ROW_NUMBER:
+            raise ImportRefused(
+                _("シート「%(sheet)s」の%(max)s行目より下は読み込めません。")
+                % {"sheet": sheet, "max": f"{MAX_ROW_NUMBER:,}"}
+            )
         values = (tuple(values) + (None,) * KEY_COL)[:KEY_COL]
         if all(_blank(v) for v in values):
             continue
@@ -478,6 +555,7 @@ def read_workbook(file: IO[bytes] | bytes, *, fiscal_year: FiscalYear, ward: War
     """
     data = read_upload(file)
     check_archive(data)
+    check_parts(data)
     try:
         meta, stage, sheet, header, rows, formulas = _workbook_rows(
             data, fiscal_year=fiscal_year, ward=ward

@@ -328,6 +328,11 @@ def staff_return(request: HttpRequest, year: int, ward: str) -> HttpResponse:
     fiscal_year = ward_selectors.fiscal_year_get(year=year)
     ward_obj = ward_selectors.ward_get(slug=ward)
     form = ReasonForm(request.POST)
+    if not form.is_valid() and form.data.get("reason", "").strip():
+        # Typed but refused (too long, a control character): say why, not "enter a reason".
+        for error in form.errors["reason"]:
+            messages.error(request, _("差し戻しの理由：%(error)s") % {"error": error})
+        return redirect("budgets:staff-review", year=year)
     try:
         reason = form.cleaned_data["reason"] if form.is_valid() else ""
         services.ward_return(

@@ -8,10 +8,12 @@ bulk creates, bulk updates and ``update()`` too, so no write path skips the hist
 from __future__ import annotations
 
 import contextvars
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import models, transaction
+from django.db.models import F
 from simple_history.models import HistoricalRecords
 
 from kumamachi.pagecache import version_bump
@@ -63,9 +65,19 @@ class AuditedQuerySet(models.QuerySet):
         )
 
     def bulk_create(self, objs, *args, **kwargs):
+        if kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
+            # Which rows were inserted, updated or skipped cannot be told reliably (no ids
+            # come back for skipped rows, and an updated row is not an insert), so the
+            # history could not be right: refused rather than recorded wrongly.
+            raise TypeError(
+                f"{self.model.__name__}: bulk_create(ignore_conflicts/update_conflicts) would "
+                "record the history wrongly; save the rows one by one (kumamachi.services.upsert)."
+            )
         with transaction.atomic(using=self.db):
             created = super().bulk_create(objs, *args, **kwargs)
-            self._history([obj for obj in created if obj.pk is not None], update=False)
+            # Recorded as stored (defaults and database conversions applied), like update().
+            pks = [obj.pk for obj in created if obj.pk is not None]
+            self._history(list(self.model._default_manager.filter(pk__in=pks)), update=False)
             version_bump()
         return created
 
@@ -76,15 +88,27 @@ class AuditedQuerySet(models.QuerySet):
 
     def delete(self):
         # One by one, so each deletion carries the user and reason to history.
+        if self.query.is_sliced:
+            raise TypeError("Cannot use 'limit' or 'offset' with delete().")
+        deleted, per_model = 0, Counter()
         with transaction.atomic(using=self.db):
-            deleted = 0
-            for obj in self:
-                deleted += obj.delete()[0]
-        return deleted, {}
+            # Ordered by the key alone, as Django's delete() drops the ordering: a default
+            # ordering over a nullable relation would make FOR UPDATE fail on PostgreSQL.
+            for obj in self.order_by("pk"):
+                count, counts = obj.delete()
+                deleted += count
+                per_model.update(counts)
+        return deleted, dict(per_model)
 
     def update(self, **kwargs):
+        # A row changed in bulk gets a new version like a saved one does, so a form or sheet
+        # opened before it is refused instead of silently writing over it.
+        meta = getattr(self.model, "_concurrencymeta", None)
+        if meta is not None and meta.field.attname not in kwargs:
+            kwargs[meta.field.attname] = F(meta.field.attname) + 1
         with transaction.atomic(using=self.db):
-            pks = list(self.values_list("pk", flat=True))
+            # Without the default ordering, as Django's update() (see delete()).
+            pks = list(self.order_by().values_list("pk", flat=True))
             count = super().update(**kwargs)
             self._history(list(self.model._default_manager.filter(pk__in=pks)), update=True)
             version_bump()
@@ -98,6 +122,10 @@ class AuditedModel(models.Model):
 
     class Meta:
         abstract = True
+        # Django writes through the base manager in places (a reverse relation's
+        # ``add(bulk=True)``, combined querysets): the audited one, so those record history
+        # too. The models inherit it without a migration (it is not one of their options).
+        base_manager_name = "objects"
 
     def save(self, *args, **kwargs):
         stamped = self._stamp_audit()

@@ -6,11 +6,18 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 
+from kumamachi import views
+
 admin.site.site_header = _("kumamachi 管理画面")
 admin.site.site_title = _("kumamachi 管理画面")
 admin.site.index_title = _("事業・方向性・配分額・年度の管理")
 
+# The 500 page quotes the request id; 400.html, 403.html and 404.html are Django's defaults.
+handler500 = views.server_error
+
 urlpatterns = [
+    # Outside the language prefix and the page cache: the database is asked every time.
+    path("healthz", views.healthz, name="healthz"),
     # Staff log in in one place; the admin's own login page only redirects there.
     path(
         "admin/login/",

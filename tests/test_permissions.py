@@ -1,25 +1,44 @@
 """The permission matrix: every URL of the URL conf, GET as every role, against the status
 each role must get. The URLs come from walking the resolver, so a URL added later without
-an expectation here fails the matrix until someone decides who may see it.
+an expectation here fails the matrix until someone decides who may see it. Every address
+under i18n_patterns is checked twice: in Japanese (no prefix) and in English (/en/).
 
 Roles: anonymous, kita_staff (the object's ward), chuo_staff (another ward), planner and
 admin (a superuser). Objects belong to 北区 ("kita"), 中央区 ("chuo") or the city ("city").
+
+Each ward has figures being entered at the open September stage, and a year (2026) with
+nothing published has one: every response is searched for them (HTML, CSV, JSON and the
+cells of every xlsx sheet). Public pages never show them, to anyone; staff pages only to
+those who may enter that ward. The POST matrix and the CSRF checks are in
+test_access_post.py.
 """
 
+import io
 import re
 from dataclasses import dataclass
 
+import openpyxl
 import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.urls.resolvers import LocalePrefixPattern, RegexPattern, RoutePattern
+from django.utils import translation
 
+from budgets.exports import XLSX_CONTENT_TYPE
 from budgets.models import Allocation, Correction, Project, StageFigure
-from tests.factories import AllocationFactory, PrintedTotalFactory
+from tests.factories import (
+    AllocationFactory,
+    FiscalYearFactory,
+    PrintedTotalFactory,
+    ProjectFactory,
+    StageFigureFactory,
+    VisionPillarFactory,
+)
 from wards.models import CityPlan, CityVision, Stage, VisionPillar, WardSubmission, WardYear
 
 pytestmark = pytest.mark.django_db
@@ -93,6 +112,8 @@ def _admin_app_index(role, app_label):
 
 
 URL_RULES = {
+    # For the proxy: answers everyone, shows only whether the database answers.
+    "healthz": _public,
     # Public pages: published data only, the same for everyone.
     "budgets:home": _public,
     "budgets:city": _public,
@@ -180,6 +201,11 @@ ADMIN_RULES = {
     "budgets.correction": AdminRule(
         staff=VIEW, planner=VIEW, never=frozenset({"add", "change", "delete"})
     ),
+    # django-axes' records of logins and lockouts: administrators only (unlocking is
+    # deleting an attempt); axes' admin refuses to add one by hand.
+    "axes.accessattempt": AdminRule(scoped=False, never=frozenset({"add"})),
+    "axes.accesslog": AdminRule(scoped=False, never=frozenset({"add"})),
+    "axes.accessfailurelog": AdminRule(scoped=False, never=frozenset({"add"})),
 }
 
 
@@ -253,7 +279,7 @@ class Route:
         names, positional = [], 0
         for piece in self.pieces:
             if isinstance(piece, LocalePrefixPattern):
-                continue  # "" in Japanese, the default: the English "en/" adds nothing to check
+                continue  # "" in Japanese, "en/" in English: no parameter
             if isinstance(piece, RoutePattern):
                 names += list(piece.converters)
             else:
@@ -261,13 +287,20 @@ class Route:
                 positional += piece.regex.groups - len(piece.regex.groupindex)
         return names, positional
 
-    def url(self, kwargs: dict, args: tuple = ()) -> str:
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Japanese at the plain address; English too under /en/ for i18n_patterns."""
+        localized = any(isinstance(piece, LocalePrefixPattern) for piece in self.pieces)
+        return ("ja", "en") if localized else ("ja",)
+
+    def url(self, kwargs: dict, args: tuple = (), lang: str = "ja") -> str:
         positional = iter(args)
         parts = []
         for piece in self.pieces:
             text = str(piece)
             if isinstance(piece, LocalePrefixPattern):
-                text = piece.language_prefix
+                # prefix_default_language=False: Japanese has no prefix.
+                text = "" if lang == "ja" else f"{lang}/"
             elif isinstance(piece, RoutePattern):
                 text = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(kwargs[m.group(1)]), text)
             else:
@@ -315,6 +348,9 @@ def admin_model_of(route: Route):
     return model, route.name.removeprefix(prefix)
 
 
+# Models whose rows' names are public text, shown by every page.
+PUBLIC_NAMES = {"budgets.fund"}
+
 # Admin's own login page is shadowed by the redirect to /staff/login/ placed before it.
 SHADOWED = {"admin:login"}
 
@@ -327,6 +363,7 @@ class Case:
     expect: object  # (role) -> outcome, or None where no expectation exists
     secret: str | None = None  # text of the object that a refused page must not show
     change_url: str | None = None
+    lang: str = "ja"
 
 
 @dataclass
@@ -334,10 +371,80 @@ class World:
     office: object
     admin_objects: dict  # "app.model" -> {owner: object}
     users: dict  # role -> user or None
+    draft_year: object  # 2026: nothing published, the initial budget being entered
+    draft_project: object  # 北区's project of 2026
+
+
+# Figures being entered (September 2025; the initial budget of 2026, a year with nothing
+# published), as each response could show them: thousand yen as on the pages, yen as in
+# CSV/JSON, the ward's September total, and the reason typed with them.
+DRAFT_YEN = {"kita": 7_654_321, "chuo": 5_432_109}
+DRAFT_YEN_2026 = 6_543_210
+DRAFT_MARKERS = {
+    "kita": (
+        "7,654.321",
+        "7654.321",
+        "7654321",
+        "9,853.321",  # September total: 7,654.321 + 617 + 1,582
+        "9853321",
+        "非公開メモ北区",
+        "6,543.21",
+        "6543.21",
+        "6543210",
+    ),
+    "chuo": ("5,432.109", "5432.109", "5432109", "7,631.109", "7631109", "非公開メモ中央区"),
+}
+
+
+def _drafts_enter(office) -> tuple:
+    """Each ward's September draft (the first project's figure changed, with a reason) and
+    2026, a year with no stage published, whose initial budget 北区 is entering."""
+    for slug, amount in DRAFT_YEN.items():
+        projects = getattr(office, f"{slug}_projects")
+        ward = getattr(office, slug)
+        for project, value in zip(projects, (amount, 617_000, 1_582_000), strict=True):
+            reason = f"非公開メモ{ward.name_ja}" if value == amount else ""
+            StageFigureFactory(project=project, stage=Stage.SEPTEMBER, amount=value, reason=reason)
+    draft_year = FiscalYearFactory(year=2026, published_stage=None, open_stage=Stage.INITIAL)
+    pillar = VisionPillarFactory(
+        ward=office.kita, fiscal_year=draft_year, position=1, name="交流の場"
+    )
+    draft_project = ProjectFactory(
+        ward=office.kita,
+        fiscal_year=draft_year,
+        fund=office.machizukuri,
+        pillar=pillar,
+        number="1",
+        position=1,
+        name="北区事業2026",
+    )
+    StageFigureFactory(project=draft_project, stage=Stage.INITIAL, amount=DRAFT_YEN_2026)
+    return draft_year, draft_project
+
+
+def _axes_records() -> dict:
+    """One login record of each kind django-axes keeps, as admin objects."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    seen = {"username": "kita_staff", "ip_address": "192.0.2.1", "user_agent": "test"}
+    seen |= {"http_accept": "text/html", "path_info": LOGIN_PATH}
+    attempt = AccessAttempt.objects.create(
+        **seen, get_data="", post_data="username=kita_staff", failures_since_start=2
+    )
+    return {
+        "axes.accessattempt": {"city": attempt},
+        "axes.accesslog": {"city": AccessLog.objects.create(**seen)},
+        "axes.accessfailurelog": {"city": AccessFailureLog.objects.create(**seen)},
+    }
 
 
 @pytest.fixture
 def world(office):
+    return world_build(office)
+
+
+def world_build(office) -> World:
+    draft_year, draft_project = _drafts_enter(office)
     plan = CityPlan.objects.create(ordinal=8, name="熊本市第8次総合計画")
     CityVision.objects.create(plan=plan, number=1, title="上質な生活都市")
     city_allocation = AllocationFactory(
@@ -378,6 +485,7 @@ def world(office):
         "budgets.printedtotal": printed,
         "budgets.project": {"kita": office.kita_projects[0], "chuo": office.chuo_projects[0]},
         "budgets.correction": corrections,
+        **_axes_records(),
     }
     users = {
         "anonymous": None,
@@ -386,7 +494,7 @@ def world(office):
         "planner": office.planner,
         "admin": office.admin,
     }
-    return World(office, admin_objects, users)
+    return World(office, admin_objects, users, draft_year, draft_project)
 
 
 def _project_of(world, owner):
@@ -431,7 +539,9 @@ def build_cases(world) -> tuple[list[Case], list[str]]:
                     f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]
                 )
                 url = route.url(kwargs, args)
-                cases.append(Case(route.key, url, owner, expect, str(obj), change_url))
+                # A fund's name is on every page of the site, the refusals included.
+                secret = None if label in PUBLIC_NAMES else str(obj)
+                cases.append(Case(route.key, url, owner, expect, secret, change_url))
             continue
 
         rule = URL_RULES.get(route.key)
@@ -440,46 +550,84 @@ def build_cases(world) -> tuple[list[Case], list[str]]:
             continue
         if positional:
             missing.append(f"{route.key} (unnamed parameters)")
-        elif not names:
-            cases.append(Case(route.key, route.url({}), None, rule))
-        elif set(names) <= {"year", "ward", "pk"}:
-            for owner in ("kita", "chuo"):
-                secret = _project_of(world, owner).name if "pk" in names else None
-                url = route.url(_ward_kwargs(world, owner))
-                cases.append(Case(route.key, url, owner, rule, secret=secret))
-        elif names == ["app_label"]:
-            for label in ("auth", "wards", "budgets"):
-                cases.append(Case(route.key, route.url({"app_label": label}), label, rule))
-        elif names == ["content_type_id", "object_id"]:
-            project = world.office.kita_projects[0]
-            kwargs = {
-                "content_type_id": ContentType.objects.get_for_model(Project).pk,
-                "object_id": project.pk,
-            }
-            cases.append(Case(route.key, route.url(kwargs), "kita", rule))
-        elif names == ["url"]:
-            cases.append(Case(route.key, route.url({"url": "no-such-page/"}), None, rule))
-        else:
-            missing.append(f"{route.key} (parameters {names})")
+            continue
+        for lang in route.languages:
+            found = _route_cases(world, route, names, rule, lang)
+            if found is None:
+                missing.append(f"{route.key} (parameters {names})")
+                break
+            cases += found
     # Each filled-in URL leads back to its own route.
     for case in cases:
-        match = resolve(case.url.split("?")[0])
+        with translation.override(case.lang):
+            match = resolve(case.url.split("?")[0])
         if not case.key.startswith("route:") and case.key not in SHADOWED:
             assert match.view_name == case.key, (case.url, match.view_name)
     return cases, missing
 
 
+# Addresses with a query string: the search, and forms whose other answers are form errors.
+QUERY_CASES = {
+    "budgets:search": (("?q=事業", _public), ("?q=非公開メモ", _public)),
+    "budgets:compare": (("?a=2025&b=2026", lambda role, owner: BAD_REQUEST),),
+    "budgets:cross-year-export": (("?from=2025&to=2026", _public),),
+}
+
+
+def _route_cases(world, route: Route, names: list, rule, lang: str) -> list[Case] | None:
+    """The cases of one route (not an admin model page) in one language; None when its
+    parameters are of a kind the matrix does not know how to fill."""
+
+    def case(kwargs, owner, secret=None):
+        return Case(route.key, route.url(kwargs, lang=lang), owner, rule, secret, lang=lang)
+
+    if not names:
+        queries = QUERY_CASES.get(route.key, ())
+        return [case({}, None)] + [
+            Case(route.key, route.url({}, lang=lang) + q, None, expect, lang=lang)
+            for q, expect in queries
+        ]
+    if set(names) <= {"year", "ward", "pk"}:
+        cases = []
+        for owner in ("kita", "chuo"):
+            secret = _project_of(world, owner).name if "pk" in names else None
+            cases.append(case(_ward_kwargs(world, owner), owner, secret))
+        # The year with nothing published: its addresses follow the same rules.
+        if "year" in names or "pk" in names:
+            kwargs = {"year": world.draft_year.year, "ward": "kita", "pk": world.draft_project.pk}
+            cases.append(case(kwargs, "kita", world.draft_project.name))
+        return cases
+    if names == ["app_label"]:
+        return [case({"app_label": label}, label) for label in ("auth", "wards", "budgets")]
+    if names == ["content_type_id", "object_id"]:
+        project = world.office.kita_projects[0]
+        kwargs = {
+            "content_type_id": ContentType.objects.get_for_model(Project).pk,
+            "object_id": project.pk,
+        }
+        return [case(kwargs, "kita")]
+    if names == ["url"]:
+        return [case({"url": "no-such-page/"}, None)]
+    return None
+
+
 def snapshot() -> dict:
-    """Every row of the ledger, its history, accounts and the admin log."""
+    """Every row of the ledger, its history, accounts (with their groups and wards), the
+    admin log and the login records: read as plain rows, since the POST matrix reads it
+    after every request."""
     models = [
-        *apps.get_app_config("wards").get_models(),
-        *apps.get_app_config("budgets").get_models(),
-        *apps.get_app_config("auth").get_models(),
-        *apps.get_app_config("admin").get_models(),
+        model
+        for label in ("wards", "budgets", "auth", "admin", "axes")
+        for model in apps.get_app_config(label).get_models(include_auto_created=True)
     ]
-    return {
-        model._meta.label: list(model._default_manager.order_by("pk").values()) for model in models
-    }
+    rows = {}
+    with connection.cursor() as cursor:
+        for model in models:
+            table = connection.ops.quote_name(model._meta.db_table)
+            column = connection.ops.quote_name(model._meta.pk.column)
+            cursor.execute(f"SELECT * FROM {table} ORDER BY {column}")  # noqa: S608 - our names
+            rows[model._meta.label] = cursor.fetchall()
+    return rows
 
 
 def _client_for(world, role) -> Client:
@@ -487,6 +635,54 @@ def _client_for(world, role) -> Client:
     if world.users[role] is not None:
         client.force_login(world.users[role])
     return client
+
+
+def _xlsx_text(content: bytes) -> str:
+    """Every cell of every sheet (hidden ones too); numbers also as whole yen, the way
+    thousand-yen cells would give a draft away."""
+    book = openpyxl.load_workbook(io.BytesIO(content))
+    parts = []
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows(values_only=True):
+            for value in row:
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    parts.append(f"{value} {round(value * 1000)}")
+                elif value is not None:
+                    parts.append(str(value))
+    return "\n".join(parts)
+
+
+def body_text(response) -> str:
+    """What a response shows: the page, the CSV or JSON, or the workbook's cells."""
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    if response.get("Content-Type", "").startswith(XLSX_CONTENT_TYPE):
+        return _xlsx_text(content)
+    return content.decode("utf-8", "replace")
+
+
+def _is_staff_path(url: str) -> bool:
+    return url.removeprefix("/en").startswith(("/staff/", "/admin/"))
+
+
+def may_see_drafts(role: str, ward: str, url: str) -> bool:
+    """Figures being entered show on staff pages to those who may enter the ward, and
+    nowhere else: a logged-in user sees the public pages as the public does."""
+    return _is_staff_path(url) and (_is_planner(role) or _own(role, ward))
+
+
+def drafts_shown(body: str, role: str, url: str) -> list[str]:
+    """The draft markers in ``body`` that ``role`` may not see at ``url``."""
+    return [
+        marker
+        for ward, markers in DRAFT_MARKERS.items()
+        if not may_see_drafts(role, ward, url)
+        for marker in markers
+        if marker in body
+    ]
+
+
+def login_path(url: str) -> str:
+    return "/en" + LOGIN_PATH if url.startswith("/en/") else LOGIN_PATH
 
 
 def _check(client, case: Case, role: str) -> str | None:
@@ -497,16 +693,19 @@ def _check(client, case: Case, role: str) -> str | None:
     response = client.get(case.url)
     status = response.status_code
     where = f"{role} GET {case.url} ({case.key}, {case.owner})"
+    body = body_text(response)
+    if leaked := drafts_shown(body, role, case.url):
+        return f"{where}: shows figures being entered {leaked}"
     if expected == LOGIN:
         if status != 302:
             return f"{where}: {status}, expected a redirect to the login page"
         final = client.get(case.url, follow=True)
-        if final.request["PATH_INFO"] != LOGIN_PATH or final.status_code != 200:
+        if final.request["PATH_INFO"] != login_path(case.url) or final.status_code != 200:
             return f"{where}: redirected to {final.request['PATH_INFO']}, not to the login page"
         return None
     if status not in _STATUSES[expected]:
         return f"{where}: {status}, expected {expected}"
-    if case.secret and status != 200 and case.secret in response.content.decode():
+    if case.secret and status != 200 and case.secret in body:
         return f"{where}: refused page shows {case.secret!r}"
     if expected == REDIRECT and case.change_url and response["Location"] != case.change_url:
         return f"{where}: redirected to {response['Location']}, not {case.change_url}"
@@ -531,8 +730,8 @@ def test_every_url_has_an_expectation(world):
     # Whatever the rules say, anonymous users are sent to log in from every page of /staff/
     # and /admin/ but the login page itself (and logout, which answers only POST).
     for case in cases:
-        path = case.url.split("?")[0]
-        if not path.startswith(("/staff/", "/admin/")):
+        path = case.url.split("?")[0].removeprefix("/en")
+        if not _is_staff_path(path):
             continue
         expected = case.expect("anonymous", case.owner)
         if path == LOGIN_PATH:
@@ -637,7 +836,10 @@ def test_posts_without_csrf_token_are_refused(world):
         response = client.post(url, data)
         assert response.status_code == 403, url
     assert snapshot() == before
-    assert not StageFigure.objects.filter(stage=Stage.SEPTEMBER).exists()
+    assert (
+        StageFigure.objects.get(project=kita_projects[0], stage=Stage.SEPTEMBER).amount
+        == (DRAFT_YEN["kita"])
+    )
     assert not WardSubmission.objects.exists()
     # The refused logout left the session as it was.
     assert staff.get("/staff/").status_code == 200
@@ -646,3 +848,28 @@ def test_posts_without_csrf_token_are_refused(world):
     response = anonymous.post(LOGIN_PATH, {"username": "kita_staff", "password": PASSWORD})
     assert response.status_code == 403
     assert "_auth_user_id" not in anonymous.session
+
+
+# --- Figures being entered ----------------------------------------------------------------------
+
+
+def test_drafts_show_where_they_belong(world):
+    """The search for drafts finds them where they may be (so the matrix can fail):
+    北区 staff's sheet and workbook, the planner's review; the public pages show the
+    published figures, and the drafts only as 未公表."""
+    kita = _client_for(world, "kita_staff")
+    sheet = body_text(kita.get("/staff/2025/kita/"))
+    assert "7,654.321" in sheet and "非公開メモ北区" in sheet
+    assert "6,543.21" in body_text(kita.get("/staff/2026/kita/"))
+    assert "7654321" in body_text(kita.get("/staff/2025/kita/export.xlsx"))
+    review = body_text(_client_for(world, "planner").get("/staff/2025/review/"))
+    assert "非公開メモ北区" in review and "非公開メモ中央区" in review
+    # Each of them would be reported on a public page, or on another ward's screen.
+    assert drafts_shown(sheet, "kita_staff", "/2025/kita/")
+    assert drafts_shown(sheet, "chuo_staff", "/staff/2025/kita/")
+    assert not drafts_shown(sheet, "planner", "/en/staff/2025/kita/")
+    public = body_text(kita.get("/2025/kita/"))
+    assert "3,100" in public and "未公表" in public
+    assert drafts_shown(public, "anonymous", "/2025/kita/") == []
+    csv = body_text(Client().get("/2025/data.csv"))
+    assert "3100000" in csv and "unpublished" in csv

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.skipif(
 HOLD_SECONDS = 0.5
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _run_together(*calls):
     """Run each call in its own thread with its own connection, released together by a
     barrier. Returns each call's result or the exception it raised."""
@@ -228,3 +223,205 @@ def test_stale_project_instance_is_refused(transactional_db, office):
     with pytest.raises(RecordModifiedError):
         services.project_save(user=office.kita_staff, project=stale, reason="後")
     assert Project.objects.get(pk=stale.pk).summary == "先の保存"
+
+
+# --- many wards at once while the planner publishes -------------------------------------------
+
+SAVES_BEFORE_SUBMIT = 3
+SAVES_AFTER = 3
+REFUSALS = ("他の人", "提出済み", "開き直して", "受け付けている段階がありません")
+
+
+def _more_wards(office, count):
+    """``count`` wards in all: the office's two and more, each with three projects whose
+    initial budget is published, an allocation, and two staff accounts."""
+    from tests.factories import (
+        AllocationFactory,
+        ProjectFactory,
+        StageFigureFactory,
+        WardFactory,
+        staff_user,
+    )
+
+    wards = [(office.kita, office.kita_projects), (office.chuo, office.chuo_projects)]
+    for n in range(len(wards), count):
+        ward = WardFactory(slug=f"w{n}", name_ja=f"第{n}区", position=10 + n)
+        AllocationFactory(
+            ward=ward, fiscal_year=office.year, fund=office.machizukuri, amount=19_000_000
+        )
+        projects = []
+        for i in range(3):
+            project = ProjectFactory(
+                ward=ward, fiscal_year=office.year, fund=office.machizukuri, name=f"第{n}区事業{i}"
+            )
+            StageFigureFactory(project=project, stage=Stage.INITIAL, amount=1_000_000)
+            projects.append(project)
+        wards.append((ward, projects))
+    staff = {
+        ward.pk: [staff_user(f"{ward.slug}_{who}", wards=[ward]) for who in "ab"]
+        for ward, _projects in wards
+    }
+    return wards, staff
+
+
+def test_many_wards_save_while_the_planner_publishes(transactional_db, office):
+    """6 wards × 2 staff save their sheets at once (each its own project, and one project
+    both edit), one of each ward then submits, while the planner presses 公表 until every
+    ward has submitted and opens the next stage. Every accepted save is in the history in
+    order and its last value is the final figure, every refused one says why in Japanese,
+    no two accepted saves were made over the same version (no lost update), nothing is
+    accepted after the publication, and the totals equal the sum of their rows."""
+    from budgets import selectors
+    from wards.models import FiscalYear, StagePublication, WardSubmission
+
+    wards, staff = _more_wards(office, 6)
+    # Every figure entered once, so submitting never waits for a missing one.
+    for ward, projects in wards:
+        services.figures_save_sheet(
+            user=office.planner,
+            fiscal_year=office.year,
+            ward=ward,
+            rows=[SheetRow(project_id=p.pk, value=1_000_000, reason="準備") for p in projects],
+        )
+    history_before = StageFigure.history.count()
+    figure_ids = {(f.project_id): f.pk for f in StageFigure.objects.filter(stage=Stage.SEPTEMBER)}
+    log: dict = {}  # (ward pk, who) -> [(base version of the shared row, rows, result)]
+
+    def staff_saves(ward, projects, who):
+        own, shared = projects[who], projects[2]
+        user_pk = staff[ward.pk][who].pk
+
+        def call():
+            user = User.objects.get(pk=user_pk)
+            entries = log.setdefault((ward.pk, who), [])
+            for step in range(SAVES_BEFORE_SUBMIT + SAVES_AFTER):
+                if who == 0 and step == SAVES_BEFORE_SUBMIT:
+                    try:
+                        services.ward_submit(user=user, fiscal_year=office.year, ward=ward)
+                    except SaveRejected as exc:
+                        entries.append(("submit", None, exc))
+                # The sheet as opened now, then saved: every value is new, so every
+                # accepted save changes both rows.
+                current = _september([own, shared])
+                value = 1_000 * (100 * (who + 1) + step + 1)
+                rows = [
+                    SheetRow(
+                        project_id=p.pk,
+                        value=value + (500_000 if p is shared else 0),
+                        reason=f"{who}-{step}",
+                        version=current[p.pk].version,
+                    )
+                    for p in (own, shared)
+                ]
+                try:
+                    result = services.figures_save_sheet(
+                        user=user,
+                        fiscal_year=office.year,
+                        ward=ward,
+                        rows=rows,
+                        stage=Stage.SEPTEMBER,
+                    )
+                except SaveRejected as exc:
+                    result = exc
+                entries.append((current[shared.pk].version, rows, result))
+            return len(entries)
+
+        return call
+
+    def planner_publishes():
+        planner = User.objects.get(pk=office.planner.pk)
+        refusals = 0
+        for _attempt in range(600):
+            try:
+                services.stage_publish(user=planner, fiscal_year=office.year)
+            except SaveRejected as exc:
+                assert "まだ提出されていない区があります" in str(exc)
+                refusals += 1
+                time.sleep(0.01)
+                continue
+            services.stage_open(user=planner, fiscal_year=office.year, stage=Stage.FEBRUARY)
+            return refusals
+        raise AssertionError("never published")
+
+    calls = [staff_saves(ward, projects, who) for ward, projects in wards for who in (0, 1)] + [
+        planner_publishes
+    ]
+    results = _run_together(*calls)
+    # No deadlock, no database error: each thread returned.
+    assert all(isinstance(r, int) for r in results), results
+
+    publication = StagePublication.objects.get(fiscal_year=office.year, stage=Stage.SEPTEMBER)
+    year = FiscalYear.objects.get(pk=office.year.pk)
+    assert (year.published_stage, year.open_stage) == (Stage.SEPTEMBER, Stage.FEBRUARY)
+    assert WardSubmission.objects.filter(stage=Stage.SEPTEMBER).count() == len(wards)
+
+    accepted_writes = 0
+    outcomes = {"accepted": 0, "refused": 0}
+    for ward, projects in wards:
+        own_values = {0: [], 1: []}
+        shared_values = []
+        shared_bases = []
+        for who in (0, 1):
+            for base, rows, result in log[(ward.pk, who)]:
+                if base == "submit":
+                    raise AssertionError(f"submission refused: {result}")
+                if isinstance(result, SaveRejected):
+                    outcomes["refused"] += 1
+                    assert any(word in str(result) for word in REFUSALS), str(result)
+                    continue
+                assert result == 2, result
+                outcomes["accepted"] += 1
+                accepted_writes += 2
+                own_values[who].append((rows[0].value, rows[0].reason))
+                shared_values.append(rows[1].value)
+                shared_bases.append(base)
+        # Two accepted saves over the same version of the shared row would be a lost update.
+        assert len(shared_bases) == len(set(shared_bases)), shared_bases
+        stored = _september(projects)
+        for who in (0, 1):
+            figure_id = figure_ids[projects[who].pk]
+            history = list(
+                StageFigure.history.filter(id=figure_id, history_id__gt=0)
+                .order_by("history_id")
+                .values_list("amount", "reason", "history_date", "history_user_id")
+            )[1:]  # after the entry made before the race
+            assert [(a, r) for a, r, _d, _u in history] == own_values[who]
+            assert {u for *_rest, u in history} <= {staff[ward.pk][who].pk}
+            if own_values[who]:
+                assert (stored[projects[who].pk].amount, stored[projects[who].pk].reason) == (
+                    own_values[who][-1]
+                )
+            assert all(d < publication.published_at for *_x, d, _u in history)
+        shared_history = list(
+            StageFigure.history.filter(id=figure_ids[projects[2].pk])
+            .order_by("history_id")
+            .values_list("amount", flat=True)
+        )[1:]
+        assert sorted(shared_history) == sorted(shared_values)
+        if shared_history:
+            assert stored[projects[2].pk].amount == shared_history[-1]
+
+    # One history entry per change, nothing more.
+    assert StageFigure.history.count() - history_before == accepted_writes
+    # Both outcomes happened: saves raced each other and the publication.
+    assert outcomes["accepted"] and outcomes["refused"], outcomes
+    print("saves", outcomes, "publish attempts refused before all submitted", results[-1])
+
+    # The totals the public now sees equal the sum of their rows.
+    rollup = selectors.city_rollup(fiscal_year=year)
+    for ward_rollup in rollup.wards:
+        for fund_rollup in ward_rollup.funds:
+            rows = StageFigure.objects.filter(
+                project__ward=ward_rollup.ward,
+                project__fiscal_year=year,
+                project__fund=fund_rollup.fund,
+                stage=Stage.SEPTEMBER,
+            )
+            total = fund_rollup.total(Stage.SEPTEMBER)
+            assert (total.amount or 0) == sum(f.amount or 0 for f in rows)
+            assert total.entered == rows.count()
+    for fund_rollup in rollup.city:
+        rows = StageFigure.objects.filter(
+            project__fiscal_year=year, project__fund=fund_rollup.fund, stage=Stage.SEPTEMBER
+        )
+        assert (fund_rollup.total(Stage.SEPTEMBER).amount or 0) == sum(f.amount or 0 for f in rows)

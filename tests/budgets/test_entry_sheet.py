@@ -19,11 +19,6 @@ from wards.models import FiscalYear, Stage, StagePublication
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _url(ward="kita"):
     return reverse("budgets:staff-sheet", args=[2025, ward])
 
@@ -64,12 +59,6 @@ def _history_count():
 
 def _figure(project, stage=Stage.SEPTEMBER):
     return StageFigure.objects.filter(project=project, stage=stage).first()
-
-
-@pytest.fixture
-def kita_client(client, office):
-    client.force_login(office.kita_staff)
-    return client
 
 
 def _post(client, data, ward="kita"):

@@ -33,17 +33,6 @@ D = STAGE_COL[Stage.INITIAL]
 FILE_NAME = "北区_入力済み.xlsx"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def kita_client(client, office):
-    client.force_login(office.kita_staff)
-    return client
-
-
 def _url(ward="kita"):
     return reverse("budgets:staff-import", args=[2025, ward])
 

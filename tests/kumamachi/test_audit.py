@@ -538,3 +538,304 @@ def test_history_matches_the_figures_after_random_writes(office, seed):
     recent = StageFigure.history.order_by("history_id")[baseline:]
     assert all(r.history_user is not None and r.history_change_reason for r in recent)
     assert Correction.objects.count() == outcomes["correction"]
+
+
+# --- every audited model × every public bulk path -----------------------------------------------
+
+
+def _audited_models() -> list:
+    """Every model that keeps a history, found by walking the apps (a new audited model
+    must be added to SPECS below, or the test of the list fails)."""
+    from django.apps import apps
+
+    return sorted(
+        (m for m in apps.get_models() if getattr(m._meta, "simple_history_manager_attribute", 0)),
+        key=lambda m: m._meta.label,
+    )
+
+
+def _extra_ward(i):
+    from tests.factories import WardFactory
+
+    return Ward.objects.filter(slug=f"x{i}").first() or WardFactory(slug=f"x{i}", position=50 + i)
+
+
+def _extra_year(i):
+    return FiscalYear.objects.get_or_create(year=2060 + i)[0]
+
+
+# For each audited model: a new, valid, unique row number i (unsaved), and the changes a bulk
+# write applies to existing rows. Changes are functions of the office, so users can be named.
+SPECS = {
+    "budgets.Fund": (
+        lambda o, i: Fund(code=f"f{i}", name_ja=f"経費{i}", name_en=f"Fund {i}", position=70 + i),
+        lambda o: {"name_en": "Changed"},
+    ),
+    "budgets.Allocation": (
+        lambda o, i: Allocation(
+            fiscal_year=o.year, ward=_extra_ward(i), fund=o.machizukuri, amount=1_000 * i
+        ),
+        lambda o: {"amount": 12_345_000},
+    ),
+    "budgets.PrintedTotal": (
+        lambda o, i: __import__("budgets.models").models.PrintedTotal(
+            fiscal_year=o.year, ward=_extra_ward(i), fund=o.machizukuri, stage=1, amount=i
+        ),
+        lambda o: {"amount": 777_000},
+    ),
+    "budgets.Project": (
+        lambda o, i: Project(ward=o.kita, fiscal_year=o.year, fund=o.machizukuri, name=f"新{i}"),
+        lambda o: {"summary": "一括で変更"},
+    ),
+    "budgets.StageFigure": (
+        lambda o, i: StageFigure(
+            project=(o.kita_projects + o.chuo_projects)[i % 6], stage=Stage.SEPTEMBER, amount=i
+        ),
+        lambda o: {"amount": 4_242_000, "reason": "一括"},
+    ),
+    "budgets.Correction": (
+        lambda o, i: Correction(
+            project=o.kita_projects[0],
+            stage=Stage.INITIAL,
+            old_entered=True,
+            old_amount=i,
+            new_amount=i + 1,
+            reason=f"訂正{i}",
+            corrected_by=o.planner,
+        ),
+        lambda o: {"reason": "理由を変更", "corrected_by": o.admin},
+    ),
+    "wards.FiscalYear": (
+        lambda o, i: FiscalYear(year=2040 + i),
+        lambda o: {"published_stage": Stage.INITIAL},
+    ),
+    "wards.WardYear": (
+        lambda o, i: __import__("wards.models").models.WardYear(
+            ward=_extra_ward(i), fiscal_year=o.year, slogan=f"標語{i}"
+        ),
+        lambda o: {"slogan": "新しい標語"},
+    ),
+    "wards.VisionPillar": (
+        lambda o, i: __import__("wards.models").models.VisionPillar(
+            ward=o.kita, fiscal_year=o.year, position=10 + i, name=f"方向性{i}"
+        ),
+        lambda o: {"description": "説明を変更"},
+    ),
+    "wards.WardSubmission": (
+        lambda o, i: WardSubmission(
+            ward=_extra_ward(i), fiscal_year=o.year, stage=Stage.SEPTEMBER, submitted_by=o.planner
+        ),
+        lambda o: {"submitted_by": o.kita_staff},
+    ),
+    "wards.StagePublication": (
+        lambda o, i: StagePublication(
+            fiscal_year=_extra_year(i), stage=Stage.INITIAL, published_by=o.planner
+        ),
+        lambda o: {"published_by": o.admin},
+    ),
+}
+
+
+def _tracked(model) -> list[str]:
+    """The columns the history keeps of a model (its excluded fields left out)."""
+    kept = {f.attname for f in model.history.model._meta.concrete_fields}
+    return [f.attname for f in model._meta.concrete_fields if f.attname in kept]
+
+
+def _assert_history_matches(model, baseline_ids: set) -> None:
+    """Every row's latest history entry equals the row; every vanished row's is a deletion."""
+    names = _tracked(model)
+    pk = model._meta.pk.attname
+    rows = {row[pk]: row for row in model.objects.values(*names)}
+    latest = {}
+    for record in model.history.order_by("history_id").values(*names, "history_type"):
+        latest[record[pk]] = record
+    for key, row in rows.items():
+        record = latest.get(key)
+        assert record is not None, f"{model.__name__} {key} has no history"
+        assert record["history_type"] in {"+", "~"}
+        assert {n: record[n] for n in names} == row, model.__name__
+    for key in (set(latest) | baseline_ids) - set(rows):
+        assert key in latest and latest[key]["history_type"] == "-", (model.__name__, key)
+
+
+def test_every_audited_model_has_a_bulk_path_spec():
+    assert [m._meta.label for m in _audited_models()] == sorted(SPECS)
+
+
+def _setup(office, model):
+    """Two rows of the model saved one by one, and the history's size after."""
+    new, _changes = SPECS[model._meta.label]
+    with audit_context(user=office.planner, reason="準備"):
+        rows = [new(office, i) for i in (1, 2)]
+        for row in rows:
+            row.save()
+    return rows
+
+
+def _bulk_update(model, office, rows, changes):
+    for row in rows:
+        for name, value in changes.items():
+            setattr(row, name, value)
+    return model.objects.bulk_update(rows, list(changes))
+
+
+PATHS = {
+    # name: (write(model, office, rows, new, changes), history rows it must add)
+    "update": (
+        lambda m, o, rows, new, ch: m.objects.filter(pk__in=[r.pk for r in rows]).update(**ch),
+        2,
+    ),
+    "update_all": (lambda m, o, rows, new, ch: m.objects.all().update(**ch), None),
+    "bulk_update": (lambda m, o, rows, new, ch: _bulk_update(m, o, rows, ch), 2),
+    "bulk_create": (lambda m, o, rows, new, ch: m.objects.bulk_create([new(o, 3), new(o, 4)]), 2),
+    "bulk_create_ignore_conflicts": (
+        lambda m, o, rows, new, ch: m.objects.bulk_create(
+            [new(o, 3), new(o, 3)], ignore_conflicts=True
+        ),
+        None,
+    ),
+    "delete": (
+        lambda m, o, rows, new, ch: m.objects.filter(pk__in=[r.pk for r in rows]).delete(),
+        2,
+    ),
+    "delete_all": (lambda m, o, rows, new, ch: m.objects.all().delete(), None),
+    "create": (lambda m, o, rows, new, ch: m.objects.create(**_values(new(o, 3))), 1),
+    "get_or_create_gets": (lambda m, o, rows, new, ch: m.objects.get_or_create(pk=rows[0].pk), 0),
+    "get_or_create_creates": (
+        lambda m, o, rows, new, ch: m.objects.get_or_create(**_values(new(o, 3))),
+        1,
+    ),
+    "update_or_create_updates": (
+        lambda m, o, rows, new, ch: m.objects.update_or_create(pk=rows[0].pk, defaults=ch),
+        1,
+    ),
+    "update_or_create_creates": (
+        lambda m, o, rows, new, ch: m.objects.update_or_create(**_values(new(o, 3))),
+        1,
+    ),
+    "select_for_update_update": (
+        lambda m, o, rows, new, ch: (
+            m.objects.select_for_update().filter(pk=rows[0].pk).update(**ch)
+        ),
+        1,
+    ),
+    "select_for_update_delete": (
+        lambda m, o, rows, new, ch: m.objects.select_for_update().filter(pk=rows[0].pk).delete(),
+        1,
+    ),
+    # Django itself writes through the base manager in places, e.g. combined querysets.
+    "base_manager_update": (
+        lambda m, o, rows, new, ch: m._base_manager.filter(pk=rows[0].pk).update(**ch),
+        1,
+    ),
+    # A sliced queryset combined with another goes through the base manager.
+    "combined_update": (
+        lambda m, o, rows, new, ch: (
+            m.objects.filter(pk=rows[0].pk)[:1] | m.objects.filter(pk=rows[1].pk)
+        ).update(**ch),
+        2,
+    ),
+}
+
+
+def _values(instance) -> dict:
+    return {
+        f.attname: getattr(instance, f.attname)
+        for f in instance._meta.concrete_fields
+        if not f.primary_key or f.attname != "id"
+        if getattr(instance, f.attname) is not None
+    }
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+@pytest.mark.parametrize("label", sorted(SPECS))
+def test_no_write_path_on_an_audited_model_skips_the_history(office, label, path):
+    """Every public write path of every audited model either writes one history entry per
+    row it writes (with the user and reason) or raises and writes nothing."""
+    from django.apps import apps
+    from django.db import transaction
+    from django.db.models import ProtectedError
+
+    model = apps.get_model(label)
+    new, changes = SPECS[label]
+    rows = _setup(office, model)
+    baseline_ids = set(model.history.values_list(model._meta.pk.attname, flat=True))
+    count_before = model.objects.count()
+    history_before = model.history.count()
+    write, expected = PATHS[path]
+    try:
+        with transaction.atomic(), audit_context(user=office.admin, reason=f"経路 {path}"):
+            write(model, office, rows, new, changes(office))
+    except (TypeError, ProtectedError) as refused:
+        # Refused: by the audited queryset, or by the database's PROTECT (rows in use).
+        assert path in {"bulk_create_ignore_conflicts", "delete_all"}, refused
+        assert isinstance(refused, ProtectedError) or "history" in str(refused)
+        assert model.history.count() == history_before
+        assert model.objects.count() == count_before
+        return
+    added = list(model.history.order_by("history_id")[history_before:])
+    if expected is None:  # every row of the model
+        expected = count_before if path != "bulk_create_ignore_conflicts" else None
+    assert len(added) == expected, [(r.history_type, r.pk) for r in added]
+    assert {(r.history_user, r.history_change_reason) for r in added} <= {
+        (office.admin, f"経路 {path}")
+    }
+    _assert_history_matches(model, baseline_ids)
+
+
+def test_reverse_relations_write_history_too(office):
+    """A reverse relation's manager writes through the audited queryset (and ``add`` through
+    the base manager): moving, detaching and deleting by relation are all recorded."""
+    from wards.models import VisionPillar
+
+    a, b, c = office.kita_projects
+    other = VisionPillar.objects.create(
+        ward=office.kita, fiscal_year=office.year, position=2, name="別の方向性"
+    )
+    before = Project.history.count()
+    with audit_context(user=office.planner, reason="方向性の付け替え"):
+        other.projects.add(a, b)  # bulk: an UPDATE through the base manager
+        other.projects.remove(b)
+        other.projects.set([c])
+        other.projects.clear()
+        office.year.projects.filter(pk=a.pk).update(summary="関連から")
+    added = list(Project.history.order_by("history_id")[before:])
+    assert [(r.id, r.pillar_id) for r in added] == [
+        (a.pk, other.pk),
+        (b.pk, other.pk),
+        (b.pk, None),
+        (a.pk, None),
+        (c.pk, other.pk),
+        (c.pk, None),
+        (a.pk, None),
+    ]
+    assert {(r.history_user, r.history_change_reason) for r in added} == {
+        (office.planner, "方向性の付け替え")
+    }
+    _assert_history_matches(Project, set())
+    figures_before = StageFigure.history.count()
+    with audit_context(user=office.planner, reason="関連から削除"):
+        a.figures.all().delete()
+    assert StageFigure.history.count() == figures_before + 1
+    _assert_history_matches(StageFigure, set())
+
+
+def test_bulk_writes_change_the_version_so_an_open_sheet_is_refused(office):
+    """A figure changed by update()/bulk_update() must not keep its version: a sheet opened
+    before would otherwise write over the change without a conflict."""
+    project = office.kita_projects[0]
+    figure = _figure(project, Stage.INITIAL)
+    opened_version = figure.version
+    with audit_context(user=office.planner, reason="一括"):
+        StageFigure.objects.filter(pk=figure.pk).update(amount=2_000_000)
+    figure.refresh_from_db()
+    assert figure.version != opened_version
+    bulk_version = figure.version
+    figure.amount = 2_500_000
+    with audit_context(user=office.planner, reason="一括"):
+        StageFigure.objects.bulk_update([figure], ["amount"])
+    assert StageFigure.objects.get(pk=figure.pk).version != bulk_version
+    version = Project.objects.get(pk=project.pk).version
+    Project.objects.filter(pk=project.pk).update(summary="版も進む")
+    assert Project.objects.get(pk=project.pk).version == version + 1

@@ -199,6 +199,9 @@ def test_a_write_bumps_the_version_once_not_again_for_its_history_row(office):
 def test_the_version_read_reconnects_like_the_health_check_it_stands_in_for():
     from django.db import close_old_connections
 
+    # A fresh connection: one older than CONN_MAX_AGE would be closed, not checked, below.
+    connection.close()
+    connection.ensure_connection()
     expected = pagecache.version_current()
     assert connection.health_check_enabled  # production and tests alike
     close_old_connections()  # a new request on a kept connection
