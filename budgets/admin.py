@@ -5,11 +5,10 @@ from budgets import services
 from budgets.models import Allocation, Correction, Fund, PrintedTotal, Project
 from kumamachi.admin import ScopedAdmin, amount_in_thousands
 from wards import services as ward_services
-from wards.admin import VersionPageGuard
 
 
 @admin.register(Fund)
-class FundAdmin(VersionPageGuard, ScopedAdmin):
+class FundAdmin(ScopedAdmin):
     ward_path = None
     planner_only_write = True
     list_display = ["name_ja", "name_en", "code", "capped_by_allocation", "position"]
@@ -19,7 +18,7 @@ class FundAdmin(VersionPageGuard, ScopedAdmin):
 
 
 @admin.register(Allocation)
-class AllocationAdmin(VersionPageGuard, ScopedAdmin):
+class AllocationAdmin(ScopedAdmin):
     planner_only_write = True
     list_display = [
         "fiscal_year",
@@ -39,7 +38,7 @@ class AllocationAdmin(VersionPageGuard, ScopedAdmin):
 
 
 @admin.register(PrintedTotal)
-class PrintedTotalAdmin(VersionPageGuard, ScopedAdmin):
+class PrintedTotalAdmin(ScopedAdmin):
     planner_only_write = True
     list_display = [
         "fiscal_year",
@@ -56,7 +55,7 @@ class PrintedTotalAdmin(VersionPageGuard, ScopedAdmin):
 
 
 @admin.register(Project)
-class ProjectAdmin(VersionPageGuard, ScopedAdmin):
+class ProjectAdmin(ScopedAdmin):
     list_display = ["name", "number", "ward", "fiscal_year", "pillar", "fund", "is_new"]
     # Filter choices only from the user's own rows: no other ward's pillars or wards.
     list_filter = [
@@ -75,7 +74,7 @@ class ProjectAdmin(VersionPageGuard, ScopedAdmin):
 
 
 @admin.register(Correction)
-class CorrectionAdmin(VersionPageGuard, ScopedAdmin):
+class CorrectionAdmin(ScopedAdmin):
     """Corrections are made on the staff project screen; here they are only listed."""
 
     ward_path = "project__ward"

@@ -4,6 +4,7 @@ the services with a reason, and another ward's id answering 404, never the objec
 from concurrency.exceptions import RecordModifiedError
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import Http404, HttpResponseRedirect
@@ -67,6 +68,17 @@ class ScopedAdmin(SimpleHistoryAdmin):
         if self._audited():
             return super().history_view(request, object_id, extra_context)
         return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        """simple_history's page of an old version is a form: a POST saves it (reverts the
+        row) after checking only the *view* permission, and that on the old version's ward.
+        The row as it is now decides: another ward's row is a 404, and saving needs the
+        change permission on it."""
+        current = self.get_object(request, unquote(object_id))  # scoped: 404 if not ours
+        if request.method == "POST" and not self.has_change_permission(request, current):
+            log_refused(request, f"admin-revert:{self.model._meta.model_name}", object_id)
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = type(

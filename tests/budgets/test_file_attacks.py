@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from budgets import imports, views
 from budgets.exports import XLSX_CONTENT_TYPE
+from tests.budgets.test_imports import _zip
 from tests.budgets.test_input_attacks import snapshot
 
 pytestmark = pytest.mark.django_db
@@ -88,14 +89,6 @@ def _assert_refused(office, data: bytes, message: str) -> int:
 def _members(data: bytes) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return {info.filename: archive.read(info.filename) for info in archive.infolist()}
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
 
 
 def _kita_sheet(members: dict[str, bytes]) -> str:
